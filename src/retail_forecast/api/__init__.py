@@ -1,0 +1,1 @@
+"""HTTP API: schemas, dependencies, error mapping and routes."""

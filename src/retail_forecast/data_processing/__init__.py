@@ -1,0 +1,1 @@
+"""Read, validate, clean and fingerprint Kaggle-layout sales data; synthetic generator."""

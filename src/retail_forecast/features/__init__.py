@@ -1,0 +1,1 @@
+"""Features: lags, rolling means, calendar, LSTM windows; one FeatureBuilder."""

@@ -1,0 +1,1 @@
+"""Inference: preprocess, predictor backends, postprocess, SageMaker handler."""

@@ -1,0 +1,1 @@
+"""Forecasters: XGBoost, LSTM, the hybrid blend and baselines."""

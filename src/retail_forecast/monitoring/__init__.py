@@ -1,0 +1,1 @@
+"""Monitoring: reference profile, drift, accuracy over time."""

@@ -1,0 +1,1 @@
+"""Pipelines: build the dataset, fit and write a bundle, batch forecasts."""

@@ -1,0 +1,1 @@
+"""Training: backtest, job settings, SageMaker-style entry points."""
