@@ -1,0 +1,341 @@
+"""Array helpers of the history store: validate rows, merge them, complete days (no I/O)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Final, Self
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from retail_forecast.errors import (
+    ConflictError,
+    DataValidationError,
+    ForecastError,
+    UnknownSeriesError,
+)
+from retail_forecast.schema import (
+    CANONICAL_COLUMNS,
+    DATE,
+    FAMILY,
+    IS_CLOSED,
+    PROMO,
+    SORT_KEYS,
+    STORE,
+    TARGET,
+)
+
+DAY: Final = np.timedelta64(1, "D")
+ACTUAL_COLUMNS: Final = (DATE, STORE, FAMILY, TARGET, PROMO)
+MAX_LISTED: Final = 20
+TOLERANCE: Final = 1e-9
+
+Series = tuple[int, str]
+Dates = npt.NDArray[np.datetime64]
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+
+def is_christmas(day: np.datetime64) -> bool:
+    return str(day)[5:10] == "12-25"
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """Complete days: arrays ``[n_series, len(dates)]``."""
+
+    dates: Dates
+    sales: Floats
+    promo: Ints
+    closed: Bools
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """Validated actuals of one call, one row per key (series index ``idx``)."""
+
+    dates: Dates
+    idx: Ints
+    sales: Floats
+    promo: Ints
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingDay:
+    """Actuals of one date after the history end; ``mask`` marks the series that have one."""
+
+    day: np.datetime64
+    mask: Bools
+    sales: Floats
+    promo: Ints
+    closed: Bools
+
+    @classmethod
+    def empty(cls, day: np.datetime64, n_series: int) -> Self:
+        return cls(
+            day=day,
+            mask=np.zeros(n_series, dtype=bool),
+            sales=np.zeros(n_series, dtype=np.float64),
+            promo=np.zeros(n_series, dtype=np.int64),
+            closed=np.zeros(n_series, dtype=bool),
+        )
+
+    def with_rows(self, idx: Ints, sales: Floats, promo: Ints) -> Self:
+        """Return a copy with these series' actuals set (copy-on-write keeps snapshots fixed)."""
+        mask, new_sales, new_promo = self.mask.copy(), self.sales.copy(), self.promo.copy()
+        mask[idx], new_sales[idx], new_promo[idx] = True, sales, promo
+        return dataclasses.replace(self, mask=mask, sales=new_sales, promo=new_promo)
+
+    def fill_closed(self, idx: Ints) -> Self:
+        mask, closed = self.mask.copy(), self.closed.copy()
+        mask[idx], closed[idx] = True, True
+        return dataclasses.replace(self, mask=mask, closed=closed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Merge:
+    """Pending days after a batch is merged, and which batch rows are new."""
+
+    pending: dict[np.datetime64, PendingDay]
+    new_mask: Bools
+    n_duplicate: int
+    n_too_old: int
+
+
+# -- the initial window from a canonical frame -----------------------------------------------
+
+
+def _check_columns(frame: pd.DataFrame, required: tuple[str, ...]) -> None:
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise DataValidationError(f"missing columns {missing}; expected {list(required)}")
+
+
+def _check_values(sales: Floats, promo: npt.NDArray[np.float64], what: str) -> None:
+    if not np.isfinite(sales).all() or (sales < 0).any():
+        raise DataValidationError(f"{what}: sales must be finite and >= 0")
+    if not np.isfinite(promo).all() or (promo < 0).any() or (promo != np.round(promo)).any():
+        raise DataValidationError(f"{what}: onpromotion must be an integer >= 0")
+
+
+def frame_to_window(
+    sales: pd.DataFrame, *, n_days: int
+) -> tuple[tuple[Series, ...], tuple[str, ...], Window]:
+    """Series, family categories and the last ``n_days`` of a canonical sales frame."""
+    _check_columns(sales, CANONICAL_COLUMNS)
+    if sales.empty:
+        raise DataValidationError("the sales frame is empty")
+    all_dates = sales[DATE].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    start = all_dates.max() - DAY * (n_days - 1)
+    tail = sales.loc[all_dates >= start].sort_values(list(SORT_KEYS), kind="stable")
+    days = tail[DATE].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    dates = np.unique(days)
+    width = len(dates)
+    if (np.diff(dates) != DAY).any() or len(tail) % width:
+        raise DataValidationError("the sales frame is not a complete daily panel (gaps)")
+    n_series = len(tail) // width
+    stores = tail[STORE].to_numpy(dtype=np.int64).reshape(n_series, width)
+    families = tail[FAMILY].astype(str).to_numpy().reshape(n_series, width)
+    if (
+        (days.reshape(n_series, width) != dates).any()
+        or (stores != stores[:, :1]).any()
+        or (families != families[:, :1]).any()
+    ):
+        raise DataValidationError("the sales frame is not one row per series and day")
+    values = tail[TARGET].to_numpy(dtype=np.float64).reshape(n_series, width)
+    promo = tail[PROMO].to_numpy(dtype=np.float64).reshape(n_series, width)
+    _check_values(values, promo, "sales frame")
+    dtype = sales[FAMILY].dtype
+    categories = (
+        tuple(str(c) for c in dtype.categories)
+        if isinstance(dtype, pd.CategoricalDtype)
+        else tuple(sorted(set(families[:, 0])))
+    )
+    series = tuple(zip(stores[:, 0].tolist(), families[:, 0].tolist(), strict=True))
+    window = Window(
+        dates=dates,
+        sales=values,
+        promo=promo.astype(np.int64),
+        closed=tail[IS_CLOSED].to_numpy(dtype=bool).reshape(n_series, width),
+    )
+    return series, categories, window
+
+
+# -- a batch of actuals ----------------------------------------------------------------------
+
+
+def _parse_columns(rows: pd.DataFrame) -> tuple[Dates, Ints, Floats, Ints]:
+    dates = pd.to_datetime(rows[DATE], errors="coerce")
+    stores = pd.to_numeric(rows[STORE], errors="coerce").to_numpy(dtype=np.float64)
+    sales = pd.to_numeric(rows[TARGET], errors="coerce").to_numpy(dtype=np.float64)
+    promo = pd.to_numeric(rows[PROMO], errors="coerce").to_numpy(dtype=np.float64)
+    bad = (dates.isna() | (dates != dates.dt.normalize())).to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad |= ~np.isfinite(stores) | (stores != np.round(stores))
+        bad |= ~np.isfinite(sales) | (sales < 0)
+        bad |= ~np.isfinite(promo) | (promo < 0) | (promo != np.round(promo))
+    if bad.any():
+        positions = np.flatnonzero(bad)[:MAX_LISTED].tolist()
+        raise DataValidationError(
+            f"{int(bad.sum())} invalid actuals rows (positions {positions}): date must be a day,"
+            " store_nbr an integer, sales finite >= 0, onpromotion an integer >= 0"
+        )
+    day = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    return day, stores.astype(np.int64), sales, promo.astype(np.int64)
+
+
+def normalize_rows(rows: pd.DataFrame, index: Mapping[Series, int]) -> Batch:
+    """Validate actuals and map them to series indices; identical repeats collapse to one."""
+    _check_columns(rows, ACTUAL_COLUMNS)
+    dates, stores, sales, promo = _parse_columns(rows)
+    keys = zip(stores.tolist(), rows[FAMILY].astype(str).tolist(), strict=True)
+    idx = np.array([index.get(key, -1) for key in keys], dtype=np.int64)
+    if (idx < 0).any():
+        unknown = sorted(
+            {(int(stores[i]), str(rows[FAMILY].iloc[i])) for i in np.flatnonzero(idx < 0)}
+        )
+        raise UnknownSeriesError(f"unknown series (store_nbr, family): {unknown[:MAX_LISTED]}")
+    order = np.lexsort((idx, dates))
+    dates, idx, sales, promo = dates[order], idx[order], sales[order], promo[order]
+    repeat = np.zeros(len(idx), dtype=bool)
+    repeat[1:] = (dates[1:] == dates[:-1]) & (idx[1:] == idx[:-1])
+    differs = repeat & (
+        (np.abs(sales - np.roll(sales, 1)) > TOLERANCE) | (promo != np.roll(promo, 1))
+    )
+    if differs.any():
+        raise DataValidationError(
+            f"{int(differs.sum())} keys (date, store_nbr, family) appear with different values"
+            " in the same request"
+        )
+    keep = ~repeat
+    return Batch(dates=dates[keep], idx=idx[keep], sales=sales[keep], promo=promo[keep])
+
+
+def _describe(
+    series: tuple[Series, ...], batch: Batch, rows: Ints, old_sales: Floats, old_promo: Ints
+) -> list[str]:
+    return [
+        f"{batch.dates[r]} store_nbr={series[batch.idx[r]][0]}"
+        f" family={series[batch.idx[r]][1]!r}: recorded sales={s:g} onpromotion={p},"
+        f" received sales={batch.sales[r]:g} onpromotion={batch.promo[r]}"
+        for r, s, p in zip(rows.tolist(), old_sales.tolist(), old_promo.tolist(), strict=True)
+    ]
+
+
+def _compare(batch: Batch, rows: Ints, old_sales: Floats, old_promo: Ints) -> Bools:
+    same: Bools = (np.abs(batch.sales[rows] - old_sales) <= TOLERANCE) & (
+        batch.promo[rows] == old_promo
+    )
+    return same
+
+
+def merge_batch(
+    *,
+    window: Window,
+    pending: Mapping[np.datetime64, PendingDay],
+    series: tuple[Series, ...],
+    batch: Batch,
+) -> Merge:
+    """Check a batch against what is recorded; ConflictError lists every contradiction."""
+    first, end = window.dates[0], window.dates[-1]
+    conflicts: list[str] = []
+    known = np.flatnonzero((batch.dates >= first) & (batch.dates <= end))
+    col = ((batch.dates[known] - first) // DAY).astype(np.int64)
+    old_s, old_p = window.sales[batch.idx[known], col], window.promo[batch.idx[known], col]
+    same = _compare(batch, known, old_s, old_p)
+    conflicts += _describe(series, batch, known[~same], old_s[~same], old_p[~same])
+    n_duplicate = int(same.sum())
+    merged = dict(pending)
+    new_mask = np.zeros(len(batch.idx), dtype=bool)
+    for day in np.unique(batch.dates[batch.dates > end]):
+        rows = np.flatnonzero(batch.dates == day)
+        old = pending.get(day) or PendingDay.empty(day, len(series))
+        seen = rows[old.mask[batch.idx[rows]]]
+        old_s, old_p = old.sales[batch.idx[seen]], old.promo[batch.idx[seen]]
+        same = _compare(batch, seen, old_s, old_p)
+        conflicts += _describe(series, batch, seen[~same], old_s[~same], old_p[~same])
+        n_duplicate += int(same.sum())
+        fresh = rows[~old.mask[batch.idx[rows]]]
+        if fresh.size:
+            merged[day] = old.with_rows(batch.idx[fresh], batch.sales[fresh], batch.promo[fresh])
+            new_mask[fresh] = True
+    if conflicts:
+        raise ConflictError(
+            f"{len(conflicts)} actuals contradict recorded values; nothing was applied: "
+            + "; ".join(conflicts[:MAX_LISTED])
+        )
+    n_too_old = int((batch.dates < first).sum())
+    return Merge(pending=merged, new_mask=new_mask, n_duplicate=n_duplicate, n_too_old=n_too_old)
+
+
+def check_contiguous(end: np.datetime64, pending: Mapping[np.datetime64, PendingDay]) -> None:
+    """Refuse a gap between the history end and the last pending date (25 Dec excepted)."""
+    if not pending:
+        return
+    last = max(pending)
+    expected = end + DAY * np.arange(1, int((last - end) // DAY) + 1)
+    missing = [str(d) for d in expected if d not in pending and not is_christmas(d)]
+    if missing:
+        raise DataValidationError(
+            f"actuals must continue the history without gaps: history ends {end}, rows for"
+            f" {last} arrived but {missing[:MAX_LISTED]} have none"
+        )
+
+
+def complete_days(
+    end: np.datetime64, pending: Mapping[np.datetime64, PendingDay], n_series: int
+) -> tuple[list[PendingDay], list[tuple[np.datetime64, Ints]]]:
+    """Days after ``end`` that are now complete, in order, and the 25-Dec rows filled closed."""
+    completed: list[PendingDay] = []
+    filled: list[tuple[np.datetime64, Ints]] = []
+    last = max(pending) if pending else end
+    day = end + DAY
+    while day <= last:
+        current = pending.get(day)
+        if current is not None and current.mask.all():
+            completed.append(current)
+        elif is_christmas(day) and day < last:
+            base = current or PendingDay.empty(day, n_series)
+            missing = np.flatnonzero(~base.mask).astype(np.int64)
+            completed.append(base.fill_closed(missing))
+            filled.append((day, missing))
+        else:
+            break
+        day = day + DAY
+    return completed, filled
+
+
+def rows_to_state(
+    batch: Batch, closed: Bools, *, end: np.datetime64, n_series: int, source: str
+) -> tuple[Window, dict[np.datetime64, PendingDay]]:
+    """Rebuild the window and the pending days from stored rows; ForecastError if corrupt."""
+    in_window = batch.dates <= end
+    dates = np.unique(batch.dates[in_window])
+    width = len(dates)
+    if (
+        width == 0
+        or dates[-1] != end
+        or (np.diff(dates) != DAY).any()
+        or int(in_window.sum()) != width * n_series
+    ):
+        raise ForecastError(f"{source}: history store is corrupt (incomplete window)")
+    col = ((batch.dates[in_window] - dates[0]) // DAY).astype(np.int64)
+    row = batch.idx[in_window]
+    window = Window(
+        dates=dates,
+        sales=np.zeros((n_series, width), dtype=np.float64),
+        promo=np.zeros((n_series, width), dtype=np.int64),
+        closed=np.zeros((n_series, width), dtype=bool),
+    )
+    window.sales[row, col] = batch.sales[in_window]
+    window.promo[row, col] = batch.promo[in_window]
+    window.closed[row, col] = closed[in_window]
+    pending: dict[np.datetime64, PendingDay] = {}
+    for day in np.unique(batch.dates[~in_window]):
+        rows = np.flatnonzero(batch.dates == day)
+        empty = PendingDay.empty(day, n_series)
+        pending[day] = empty.with_rows(batch.idx[rows], batch.sales[rows], batch.promo[rows])
+    return window, pending
