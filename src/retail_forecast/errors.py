@@ -32,3 +32,14 @@ class NotFittedError(ForecastError, AttributeError):
 
 class ConfigError(ForecastError, ValueError):
     """Settings are inconsistent."""
+
+
+class ConflictError(ForecastError, ValueError):
+    """New data contradicts data already recorded for the same key (API 409)."""
+
+
+class UnknownVersionError(ForecastError, KeyError):
+    """A model version name that is invalid or not in the registry (API 404)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
