@@ -1,0 +1,365 @@
+"""Seeded synthetic Favorita-like data in the exact Kaggle layout (built-in default data)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from retail_forecast.data_processing import synthetic_calendar as cal
+from retail_forecast.data_processing.synthetic_tables import (
+    FAMILY_TABLE,
+    FRACTIONAL_FAMILIES,
+    STRONG_PROMO_FAMILIES,
+    ZERO_SERIES_WEIGHT,
+    store_table,
+)
+from retail_forecast.data_processing.synthetic_tables import (
+    families as family_names,
+)
+from retail_forecast.schema import (
+    DATE,
+    FAMILY,
+    HOLIDAYS_COLUMNS,
+    HORIZON,
+    ID,
+    OIL_COLUMNS,
+    PROMO,
+    STORE,
+    STORES_COLUMNS,
+    TARGET,
+    TEST_COLUMNS,
+    TRAIN_COLUMNS,
+    TRANSACTIONS_COLUMNS,
+)
+from retail_forecast.utils.io import atomic_path, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+FRAME_NAMES = ("train", "test", "stores", "oil", "holidays_events", "transactions")
+# Sales per transaction of a full 33-family store (real data: ~12,000 units / ~1,700 tickets).
+UNITS_PER_TICKET = 7.0
+
+
+class SyntheticConfig(BaseModel):
+    """Size, seed and the few realism knobs of a synthetic data set."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_stores: int = Field(default=10, ge=1, le=999)
+    n_families: int = Field(default=33, ge=1, le=len(FAMILY_TABLE))
+    n_days: int = Field(
+        default=730, ge=1, description="Distinct train dates (25 December excluded)."
+    )
+    end_date: dt.date = dt.date(2017, 8, 15)
+    seed: int = Field(default=0, ge=0)
+    zero_series_share: float = Field(default=0.03, ge=0, le=1)
+    dead_series_share: float = Field(default=0.015, ge=0, le=1)
+    late_store_share: float = Field(default=0.15, ge=0, le=1)
+    promo_start: dt.date = dt.date(2014, 4, 1)
+    quake_date: dt.date = dt.date(2016, 4, 16)
+    noise_shape: float = Field(default=30.0, gt=0, description="Gamma shape of day-to-day noise.")
+    ar_coef: float = Field(default=0.98, ge=0, lt=1)
+    ar_sd: float = Field(default=0.03, ge=0)
+
+
+def default_config(full: bool = False, seed: int = 0) -> SyntheticConfig:
+    """Small default (10 stores x 33 families x 730 days) or the real data's full size."""
+    if full:
+        return SyntheticConfig(n_stores=54, n_families=33, n_days=1684, seed=seed)
+    return SyntheticConfig(seed=seed)
+
+
+def _calendar(config: SyntheticConfig) -> tuple[pd.DatetimeIndex, npt.NDArray[np.bool_]]:
+    """All calendar days start..end+HORIZON, and which of them are train dates."""
+    end = pd.Timestamp(config.end_date)
+    back = pd.date_range(end=end, periods=config.n_days + config.n_days // 365 + 2)
+    back = back[~((back.month == 12) & (back.day == 25))][-config.n_days :]
+    days = pd.date_range(back[0], end + pd.Timedelta(days=HORIZON))
+    is_train = np.asarray((days <= end) & ~((days.month == 12) & (days.day == 25)))
+    return days, is_train
+
+
+def train_dates(config: SyntheticConfig) -> pd.DatetimeIndex:
+    """Return the train dates a config produces (25 December excluded)."""
+    days, is_train = _calendar(config)
+    return days[is_train]
+
+
+def _pick(rng: np.random.Generator, n: int, share: float, weights: FloatArray) -> FloatArray:
+    """Choose round(share * n) items without replacement, weighted; returns a 0/1 mask."""
+    k = min(round(share * n), int(np.count_nonzero(weights)))
+    mask = np.zeros(n, dtype=np.float64)
+    if k > 0:
+        mask[rng.choice(n, size=k, replace=False, p=weights / weights.sum())] = 1.0
+    return mask
+
+
+def _quake(
+    config: SyntheticConfig, days: pd.DatetimeIndex, stores: pd.DataFrame, rng: np.random.Generator
+) -> tuple[dt.date, str] | None:
+    """Place the shock: the configured date if inside the data (else the middle), one region."""
+    if len(days) < 2 * cal.QUAKE_DAYS + HORIZON:
+        return None
+    day = pd.Timestamp(config.quake_date)
+    if not days[cal.QUAKE_DAYS] <= day <= days[-HORIZON - cal.QUAKE_DAYS]:
+        day = days[len(days) // 2]
+    states = stores["state"].tolist()
+    region = "Manabi" if "Manabi" in states else states[int(rng.integers(len(states)))]
+    return day.date(), region
+
+
+def _latent(
+    shape: tuple[int, int, int], config: SyntheticConfig, rng: np.random.Generator
+) -> FloatArray:
+    """Draw a slow AR(1) level per series: what lags and rolling means learn and naive cannot."""
+    shocks = rng.normal(0.0, config.ar_sd, size=shape)
+    state = rng.normal(0.0, config.ar_sd / np.sqrt(1 - config.ar_coef**2), size=shape[:2])
+    out = np.empty(shape, dtype=np.float64)
+    for t in range(shape[2]):
+        state = config.ar_coef * state + shocks[:, :, t]
+        out[:, :, t] = state
+    return out
+
+
+def _activity(
+    config: SyntheticConfig, days: pd.DatetimeIndex, fams: list[str], rng: np.random.Generator
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """Where a series can sell (stores x families x days), and each store's opening day index.
+
+    Never-sold series (weighted to the real ones: BOOKS, BABY CARE, ...), dead series (stop 21-70
+    days before the end), late-opening stores, and 1 January (every store but store 1 closed).
+    """
+    n_stores, n_fam, n_days = config.n_stores, len(fams), len(days)
+    fam_weight = np.array([_zero_weight(name) for name in fams])
+    zero = _pick(rng, n_stores * n_fam, config.zero_series_share, np.tile(fam_weight, n_stores))
+    dead = _pick(rng, n_stores * n_fam, config.dead_series_share, 1.0 - zero)
+    last_train = n_days - HORIZON - 1
+    death = np.where(dead > 0, last_train - rng.integers(21, 71, size=dead.size), n_days)
+    store_weight = np.r_[0.0, np.ones(n_stores - 1)]
+    late = _pick(rng, n_stores, config.late_store_share, store_weight)
+    opening = np.where(
+        late > 0, rng.integers(int(0.15 * n_days), int(0.75 * n_days) + 1, size=n_stores), 0
+    ).astype(np.int64)
+    t = np.arange(n_days)
+    is_open = t[None, :] >= opening[:, None]
+    new_year = np.asarray((days.month == 1) & (days.day == 1))
+    is_open[1:, new_year] = False
+    alive = (t[None, :] < death[:, None]) & (zero[:, None] == 0)
+    return is_open[:, None, :] & alive.reshape(n_stores, n_fam, n_days), opening
+
+
+def _zero_weight(family: str) -> float:
+    """Relative chance that a (store, family) series is never sold."""
+    return ZERO_SERIES_WEIGHT.get(family, 1.0)
+
+
+def _promotions(
+    config: SyntheticConfig,
+    days: pd.DatetimeIndex,
+    fams: list[str],
+    *,
+    scale: FloatArray,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.int64]:
+    """Draw onpromotion counts: weekly campaigns per family; big stores promote more.
+
+    Whether a series is on promotion is drawn per week (campaigns run for a week), the count per
+    day; FAMILY_TABLE's shares include the years before promotions were recorded, hence / 0.7.
+    """
+    n_stores, n_fam, n_days = len(scale), len(fams), len(days)
+    mean = np.array([FAMILY_TABLE[name][1] for name in fams])
+    share = np.array([FAMILY_TABLE[name][2] for name in fams])
+    week = (np.arange(n_days) + days[0].dayofweek) // 7
+    n_weeks = int(week[-1]) + 1
+    campaign = rng.lognormal(0.0, 0.4, size=(n_fam, n_weeks))
+    p_on = np.clip(share[:, None] / 0.7 * campaign, 0.0, 0.97)
+    is_on = (rng.random((n_stores, n_fam, n_weeks)) < p_on[None])[:, :, week]
+    series = rng.lognormal(0.0, 0.3, size=(n_stores, n_fam, 1)) * np.sqrt(scale)[:, None, None]
+    size = np.divide(mean, share, out=np.zeros_like(mean), where=share > 0) - 1.0
+    rate = np.clip(size, 0.0, None)[None, :, None] * series * campaign[None, :, week]
+    counts = np.where(is_on, 1 + rng.poisson(rate), 0)
+    counts[:, :, np.asarray(days < pd.Timestamp(config.promo_start))] = 0
+    return counts.astype(np.int64)
+
+
+def _sales(
+    log_mu: FloatArray,
+    fams: list[str],
+    *,
+    active: npt.NDArray[np.bool_],
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """Gamma-Poisson draws around the level: counts, or kg with 3 decimals for weighed families."""
+    # Low-volume families are more overdispersed (more zero days), like the real data.
+    mean = np.array([FAMILY_TABLE[name][0] for name in fams])
+    shape = np.clip(config.noise_shape * mean / (mean + 20.0), 4.0, None)[None, :, None]
+    level = np.exp(log_mu) * active * rng.gamma(shape, 1.0 / shape, size=log_mu.shape)
+    counts = rng.poisson(level).astype(np.float64)
+    is_kg = np.array([name in FRACTIONAL_FAMILIES for name in fams])[None, :, None]
+    return np.where(is_kg & (counts > 0), np.round(level, 3), counts)
+
+
+def _oil(days: pd.DatetimeIndex, rng: np.random.Generator) -> pd.DataFrame:
+    """Weekday oil prices: a mean-reverting log random walk, ~3.5 % blanks and 1 January blank."""
+    weekdays = days[days.dayofweek < 5]
+    steps = rng.normal(0.0, 0.02, size=len(weekdays))
+    log_price = np.empty(len(weekdays))
+    level = np.log(93.0)
+    for i, step in enumerate(steps):
+        level += step - 0.002 * (level - np.log(60.0))
+        log_price[i] = level
+    price = np.round(np.exp(log_price), 2)
+    blank = (rng.random(len(weekdays)) < 0.035) | np.asarray(
+        (weekdays.month == 1) & (weekdays.day == 1)
+    )
+    price[blank] = np.nan
+    return pd.DataFrame({"date": _date_strings(weekdays), "dcoilwtico": price})
+
+
+def _transactions(
+    sales: FloatArray,
+    days: pd.DatetimeIndex,
+    *,
+    is_train: npt.NDArray[np.bool_],
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Tickets per open store-day, proportional to its sales; closed store-days have no row."""
+    n_fam = sales.shape[1]
+    total = sales.sum(axis=1) * (len(FAMILY_TABLE) / n_fam)
+    noise = rng.lognormal(0.0, 0.05, size=total.shape)
+    tickets = np.maximum(np.round(total / UNITS_PER_TICKET * noise), 1).astype(np.int64)
+    day_idx, store_idx = np.nonzero(((total > 0) & is_train[None, :]).T)
+    return pd.DataFrame(
+        {
+            "date": _date_strings(days)[day_idx],
+            "store_nbr": (store_idx + 1).astype(np.int64),
+            "transactions": tickets[store_idx, day_idx],
+        }
+    )
+
+
+def _date_strings(days: pd.DatetimeIndex) -> npt.NDArray[np.object_]:
+    return np.asarray(days.strftime("%Y-%m-%d"), dtype=object)
+
+
+def _long(
+    values: dict[str, npt.NDArray[np.generic]],
+    days: pd.DatetimeIndex,
+    fams: list[str],
+    *,
+    first_id: int,
+) -> pd.DataFrame:
+    """Flatten (store, family, day) arrays to rows in Kaggle order: date, store as text, family."""
+    n_stores, n_fam, n_days = next(iter(values.values())).shape
+    order = np.array(sorted(range(n_stores), key=lambda i: str(i + 1)))
+    columns: dict[str, npt.NDArray[np.generic]] = {
+        ID: np.arange(first_id, first_id + n_stores * n_fam * n_days, dtype=np.int64),
+        DATE: np.repeat(_date_strings(days), n_stores * n_fam),
+        STORE: np.tile(np.repeat(order + 1, n_fam), n_days).astype(np.int64),
+        FAMILY: np.tile(np.asarray(fams, dtype=object), n_stores * n_days),
+    }
+    for name, array in values.items():
+        columns[name] = array[order].transpose(2, 0, 1).reshape(-1)
+    return pd.DataFrame(columns)
+
+
+def _log_level(
+    fams: list[str],
+    *,
+    stores: pd.DataFrame,
+    scale: FloatArray,
+    effects: FloatArray,
+    promo: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+) -> FloatArray:
+    """Log mean sales: family and store level, a series effect, time effects, promotion lift.
+
+    The level is corrected for the mean of the series effect and of the promotion lift, so the
+    mean sales of a family stay near the real family mean in FAMILY_TABLE.
+    """
+    sd = 0.4
+    means = np.log([FAMILY_TABLE[name][0] for name in fams])
+    series = rng.normal(-0.5 * sd**2, sd, size=(len(stores), len(fams)))
+    strong = np.array([name in STRONG_PROMO_FAMILIES for name in fams])
+    # beta = log-lift at the family's typical count; more items on promotion lift a bit more.
+    beta = np.where(strong, 0.5, 0.25) * rng.uniform(0.8, 1.2, size=len(fams))
+    typical = np.array([FAMILY_TABLE[name][1] / max(FAMILY_TABLE[name][2], 1e-3) for name in fams])
+    lift = (beta / np.log1p(np.maximum(typical, 1.0)))[None, :, None] * np.log1p(promo)
+    lift_mean = lift.mean(axis=(0, 2))
+    base = means[None, :] - lift_mean[None, :] + np.log(scale)[:, None] + series
+    return np.asarray(base[:, :, None] + effects + lift, dtype=np.float64)
+
+
+def generate_frames(config: SyntheticConfig) -> dict[str, pd.DataFrame]:
+    """All six Kaggle files as frames, with the dtypes ``pd.read_csv`` gives for the real ones."""
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(9)]
+    days, is_train = _calendar(config)
+    fams = family_names(config.n_families)
+    stores, scale = store_table(config.n_stores, rngs[0])
+    quake = _quake(config, days, stores, rngs[1])
+    holidays = cal.holidays_frame(
+        years=range(days[0].year - 1, days[-1].year + 1),
+        cities=sorted(set(stores["city"])),
+        states=sorted(set(stores["state"])),
+        quake=quake,
+        rng=rngs[2],
+    )
+    active, opening = _activity(config, days, fams, rngs[3])
+    promo = _promotions(config, days, fams, scale=scale, rng=rngs[4]) * active
+    log_mu = _log_level(
+        fams,
+        stores=stores,
+        scale=scale,
+        effects=(
+            cal.family_day_effect(days, fams, holidays, rngs[6])[None, :, :]
+            + cal.store_day_effect(days, stores, holidays, opening=opening, rng=rngs[6])[:, None, :]
+            + cal.quake_effect(days, fams, stores, quake)
+            + _latent(active.shape, config, rngs[7])
+        ),
+        promo=promo,
+        rng=rngs[5],
+    )
+    sales = _sales(log_mu, fams, active=active, config=config, rng=rngs[8])
+    train_days, test_days = days[is_train], days[-HORIZON:]
+    train = _long(
+        {TARGET: sales[:, :, is_train], PROMO: promo[:, :, is_train]}, train_days, fams, first_id=0
+    )
+    test = _long({PROMO: promo[:, :, -HORIZON:]}, test_days, fams, first_id=len(train))
+    frames = {
+        "train": train[list(TRAIN_COLUMNS)],
+        "test": test[list(TEST_COLUMNS)],
+        "stores": stores[list(STORES_COLUMNS)],
+        "oil": _oil(days, rngs[1])[list(OIL_COLUMNS)],
+        "holidays_events": holidays[list(HOLIDAYS_COLUMNS)],
+        "transactions": _transactions(sales, days, is_train=is_train, rng=rngs[2])[
+            list(TRANSACTIONS_COLUMNS)
+        ],
+    }
+    logger.debug("synthetic frames generated rows=%d seed=%d", len(train), config.seed)
+    return frames
+
+
+def write_dataset(out_dir: Path, config: SyntheticConfig) -> dict[str, Path]:
+    """Write the six Kaggle-layout CSV files (and synthetic_config.json) atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, frame in generate_frames(config).items():
+        path = out_dir / f"{name}.csv"
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False, lineterminator="\n")
+        path.chmod(0o644)  # mkstemp creates 0600; these are ordinary shareable data files
+        paths[name] = path
+    paths["config"] = out_dir / "synthetic_config.json"
+    write_json_atomic(paths["config"], config.model_dump(mode="json"))
+    paths["config"].chmod(0o644)
+    logger.info("synthetic data written dir=%s seed=%d", out_dir, config.seed)
+    return paths
