@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retail_forecast.errors import DataValidationError
+from retail_forecast.monitoring.performance import PredictionLog
+
+ORIGIN = pd.Timestamp("2017-07-30")
+FAMILIES = ("BEVERAGES", "BREAD/BAKERY", "LIQUOR,WINE,BEER")
+METRICS = {
+    "mean": {"xgboost": 0.40, "zero": 3.1},
+    "per_horizon_day": {str(h): {"xgboost": 0.35 + 0.01 * h} for h in range(1, 17)},
+}
+
+
+def forecast_rows(
+    *, origin: pd.Timestamp = ORIGIN, stores: int = 4, value: float = 10.0
+) -> pd.DataFrame:
+    """16-day forecast of stores x 3 families from ``origin`` (constant ``value``)."""
+    rows = [
+        (origin + pd.Timedelta(days=h), s, f, h, value)
+        for h in range(1, 17)
+        for s in range(1, stores + 1)
+        for f in FAMILIES
+    ]
+    return pd.DataFrame(rows, columns=["date", "store_nbr", "family", "horizon_day", "sales"])
+
+
+def actual_rows(dates: pd.DatetimeIndex, *, stores: int = 4, value: float = 10.0) -> pd.DataFrame:
+    rows = [(d, s, f, value) for d in dates for s in range(1, stores + 1) for f in FAMILIES]
+    return pd.DataFrame(rows, columns=["date", "store_nbr", "family", "sales"])
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> PredictionLog:
+    return PredictionLog(tmp_path / "monitoring.sqlite")
+
+
+def test_join_with_late_actuals_day_by_day(log: PredictionLog) -> None:
+    assert log.log_predictions(forecast_rows(), model_version="v1", model="xgboost")
+    assert log.joined().empty  # no actuals yet
+    days = pd.date_range(ORIGIN + pd.Timedelta(days=1), periods=5)
+    for day in days:  # actuals arrive one day at a time, after the forecast
+        result = log.ingest_actuals(actual_rows(pd.DatetimeIndex([day]), value=9.0))
+        assert result.ok
+        assert result.inserted == 12
+    joined = log.joined()
+    assert len(joined) == 5 * 12
+    assert sorted(joined["horizon_day"].unique()) == [1, 2, 3, 4, 5]
+    overall = log.accuracy(by=None)
+    assert overall["rmsle"].iloc[0] == pytest.approx(np.log1p(10.0) - np.log1p(9.0))
+    assert overall["mae"].iloc[0] == pytest.approx(1.0)
+    assert overall["bias"].iloc[0] == pytest.approx(1 / 9)
+    by_day = log.accuracy(by="horizon_day")
+    assert list(by_day["horizon_day"]) == [1, 2, 3, 4, 5]
+    assert (by_day["n"] == 12).all()
+
+
+def test_actuals_before_predictions_also_join(log: PredictionLog) -> None:
+    log.ingest_actuals(actual_rows(pd.date_range("2017-07-31", periods=3), value=20.0))
+    log.log_predictions(forecast_rows(), model_version="v1")
+    assert len(log.joined()) == 3 * 12
+
+
+def test_duplicate_actuals_are_idempotent_and_corrections_replace(log: PredictionLog) -> None:
+    log.log_predictions(forecast_rows(), model_version="v1")
+    day = pd.DatetimeIndex([ORIGIN + pd.Timedelta(days=1)])
+    first = log.ingest_actuals(actual_rows(day, value=10.0))
+    again = log.ingest_actuals(actual_rows(day, value=10.0))
+    assert (first.inserted, first.unchanged) == (12, 0)
+    assert (again.inserted, again.unchanged, again.revised) == (0, 12, 0)
+    assert log.accuracy(by=None)["rmsle"].iloc[0] == 0.0
+    fixed = actual_rows(day, value=10.0)
+    fixed.loc[0, "sales"] = 30.0  # a correction for one series
+    revised = log.ingest_actuals(fixed)
+    assert (revised.inserted, revised.unchanged, revised.revised) == (0, 11, 1)
+    joined = log.joined()
+    assert len(joined) == 12  # replaced, not duplicated
+    assert joined["actual"].max() == 30.0
+    with sqlite3.connect(log.db_path) as conn:
+        assert conn.execute("SELECT SUM(revisions) FROM actuals").fetchone()[0] == 1
+
+
+def test_duplicates_within_a_batch_last_wins_and_bad_rows_rejected(log: PredictionLog) -> None:
+    day = pd.DatetimeIndex([ORIGIN + pd.Timedelta(days=1)])
+    rows = pd.concat([actual_rows(day, value=5.0), actual_rows(day, value=7.0)])
+    bad = pd.DataFrame(
+        {
+            "date": ["2017-08-01", "not a date"],
+            "store_nbr": [1, 1],
+            "family": ["BEVERAGES"] * 2,
+            "sales": [-1.0, 3.0],
+        }
+    )
+    result = log.ingest_actuals(pd.concat([rows, bad]))
+    assert (result.received, result.inserted, result.rejected) == (26, 12, 2)
+    log.log_predictions(forecast_rows(), model_version="v1")
+    assert set(log.joined()["actual"]) == {7.0}
+    with pytest.raises(DataValidationError):
+        log.ingest_actuals(rows.drop(columns=["sales"]))
+
+
+def test_repeated_prediction_keeps_one_row_per_key(log: PredictionLog) -> None:
+    log.log_predictions(forecast_rows(value=10.0), model_version="v1")
+    log.log_predictions(forecast_rows(value=12.0), model_version="v1")
+    log.ingest_actuals(actual_rows(pd.date_range("2017-07-31", periods=1)))
+    joined = log.joined()
+    assert len(joined) == 12
+    assert set(joined["prediction"]) == {12.0}
+
+
+def test_accuracy_window_counts_the_last_scored_days(log: PredictionLog) -> None:
+    log.log_predictions(forecast_rows(), model_version="v1")
+    log.ingest_actuals(actual_rows(pd.date_range("2017-07-31", periods=10)))
+    per_date = log.accuracy(by="date", window_days=7)
+    assert list(per_date["date"]) == list(pd.date_range("2017-08-03", periods=7))
+
+
+def _truth(dates: pd.Series, stores: pd.Series) -> np.ndarray:
+    """Deterministic 'true' sales per (date, store): the same value whenever it is asked for."""
+    day = (pd.to_datetime(dates) - ORIGIN).dt.days.to_numpy()
+    return 20.0 + 10.0 * np.sin(day / 3.0) + 3.0 * stores.to_numpy()
+
+
+def _run_production(
+    log: PredictionLog, *, version: str, factor: float, days: int = 10, served_from: int = 0
+) -> None:
+    """Forecast 16 days from each origin, then ingest that day's actuals (a replay)."""
+    rng = np.random.default_rng(1)
+    for k in range(days):
+        origin = ORIGIN + pd.Timedelta(days=k)
+        rows = forecast_rows(origin=origin)
+        truth = _truth(rows["date"], rows["store_nbr"])
+        rows["sales"] = truth * factor * np.exp(rng.normal(0, 0.2, len(truth)))
+        stamp = dt.datetime(2017, 7, 31, tzinfo=dt.UTC) + dt.timedelta(days=served_from + k)
+        log.log_predictions(rows, model_version=version, model="xgboost", request_time=stamp)
+        actual = rows[["date", "store_nbr", "family"]].assign(sales=truth)
+        log.ingest_actuals(actual[actual["date"] == origin + pd.Timedelta(days=1)])
+
+
+def test_alert_fires_on_a_degraded_model_and_clears_after_retraining(
+    log: PredictionLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    _run_production(log, version="v1", factor=1.0)
+    healthy = log.status(METRICS, window_days=7)
+    assert healthy.status == "ok"
+    assert not healthy.alert
+    assert healthy.model_version == "v1"
+    assert healthy.model == "xgboost"
+    # the backtest RMSLE for the window's horizon-day mix (days 1..10 here), not the 16-day mean
+    assert 0.36 < healthy.baseline_rmsle < 0.46
+    assert healthy.n == sum(12 * (k + 1) for k in range(3, 10))  # last 7 scored target days
+    _run_production(log, version="v2", factor=3.0, served_from=20)  # a bad deployment
+    with caplog.at_level(logging.WARNING, logger="retail_forecast.monitoring"):
+        degraded = log.status(METRICS, window_days=7)
+    assert degraded.status == "degraded"
+    assert degraded.alert
+    assert degraded.model_version == "v2"
+    assert degraded.ratio > 1.2
+    assert any("degraded" in r.getMessage() for r in caplog.records)
+    # retrain: v3 is deployed; until its forecasts are scored there is no alert
+    log.log_predictions(
+        forecast_rows(origin=ORIGIN + pd.Timedelta(days=30)),
+        model_version="v3",
+        request_time=dt.datetime(2017, 9, 1, tzinfo=dt.UTC),
+    )
+    fresh = log.status(METRICS, window_days=7)
+    assert fresh.model_version == "v3"
+    assert fresh.status == "insufficient_data"
+    assert not fresh.alert
+    log2 = PredictionLog(log.db_path.with_name("other.sqlite"))
+    _run_production(log2, version="v3", factor=1.0)
+    assert not log2.status(METRICS, window_days=7).alert
+
+
+def test_status_without_a_backtest_rmsle_for_the_model(log: PredictionLog) -> None:
+    _run_production(log, version="v1", factor=1.0)
+    status = log.status({"mean": {"zero": 3.0}}, window_days=7)
+    assert status.status == "no_baseline"
+    assert not status.alert
+    assert log.status({"mean": {"xgboost": 0.4}}, window_days=7).baseline_rmsle == 0.4
+
+
+def test_p26_log_predictions_on_unwritable_path_returns_false(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    log = PredictionLog(blocker / "monitoring.sqlite")
+    with caplog.at_level(logging.ERROR):
+        assert log.log_predictions(forecast_rows(), model_version="v1") is False
+    assert any("not logged" in r.getMessage() for r in caplog.records)
+    status = log.status(METRICS)
+    assert status.status == "unavailable"
+    assert not status.alert
+
+
+def test_p26_log_predictions_on_locked_database_returns_false(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "m.sqlite", timeout_s=0.05)
+    assert log.log_predictions(forecast_rows(), model_version="v1")
+    holder = sqlite3.connect(log.db_path)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        assert log.log_predictions(forecast_rows(value=3.0), model_version="v1") is False
+    finally:
+        holder.rollback()
+        holder.close()
+    assert log.log_predictions(forecast_rows(value=3.0), model_version="v1") is True
+
+
+def test_p26_log_predictions_with_bad_rows_returns_false(log: PredictionLog) -> None:
+    assert log.log_predictions(pd.DataFrame({"date": ["2017-08-01"]}), model_version="v1") is False
+    rows = forecast_rows()
+    rows.loc[0, "sales"] = np.nan
+    assert log.log_predictions(rows, model_version="v1") is False
