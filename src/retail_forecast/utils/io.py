@@ -60,7 +60,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda fh: fh.write(data) and None)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -1,0 +1,1 @@
+"""AWS side: S3 storage of bundles and data, SageMaker deploy requests."""
