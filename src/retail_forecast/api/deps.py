@@ -1,0 +1,140 @@
+"""Service state (readiness, predictor, bounded pool) and the Annotated dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Literal, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from retail_forecast.api.errors import ApiError
+from retail_forecast.config import Settings
+from retail_forecast.inference.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+API_KEY_HEADER = "X-Api-Key"
+
+
+class ServiceState:
+    """What one worker serves: readiness, the predictor, and the pool that runs CPU work."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.status: Literal["loading", "ready", "failed"] = "loading"
+        self.reason: str | None = None
+        self._predictor: Predictor | None = None
+        self._lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.api.threads, thread_name_prefix="rf-inference"
+        )
+
+    def mark_ready(self, predictor: Predictor) -> None:
+        with self._lock:
+            self._predictor, self.status, self.reason = predictor, "ready", None
+
+    def mark_failed(self, reason: str) -> None:
+        with self._lock:
+            self.status, self.reason = "failed", reason
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return self._predictor if self.status == "ready" else None
+
+    def require_predictor(self) -> Predictor:
+        predictor = self.predictor
+        if predictor is None:
+            raise ApiError(
+                503,
+                f"the model is not ready (status: {self.status}); retry later",
+                error="not_ready",
+                headers={"Retry-After": str(self.settings.api.retry_after_s)},
+            )
+        return predictor
+
+    async def run(self, work: Callable[[], T], *, deadline: float) -> T:
+        """Run CPU-bound ``work`` in the bounded pool; 504 past ``deadline`` (not cancelled)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ApiError(504, "the request ran past its deadline", error="timeout")
+        future = self.executor.submit(work)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), remaining)
+        except TimeoutError:
+            future.cancel()  # drops it if still queued; a running thread finishes on its own
+            logger.warning(
+                "request ran past its deadline of %.1f s", self.settings.api.request_timeout_s
+            )
+            raise ApiError(504, "the request ran past its deadline", error="timeout") from None
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def get_state(request: Request) -> ServiceState:
+    state = getattr(request.app.state, "service", None)
+    if not isinstance(state, ServiceState):
+        raise ApiError(503, "the service is starting; retry later", error="not_ready")
+    return state
+
+
+def get_settings(request: Request) -> Settings:
+    return get_state(request).settings
+
+
+def get_predictor(request: Request) -> Predictor:
+    return get_state(request).require_predictor()
+
+
+def request_deadline(request: Request) -> float:
+    """Return the deadline RequestIdMiddleware set when the request arrived."""
+    deadline = getattr(request.state, "deadline", None)
+    if isinstance(deadline, float):
+        return deadline
+    return time.monotonic() + get_settings(request).api.request_timeout_s
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+ApiKeyDep = Annotated[
+    str | None, Depends(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))
+]  # module level: the closure below is annotated with a string (PEP 563)
+
+
+def digest_key(key: str) -> bytes:
+    """sha256 of a key; digests have equal length, so compare_digest never sees raw input."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+def make_api_key_check(api_keys: tuple[str, ...]) -> Callable[[str | None], Awaitable[None]]:
+    """Build a dependency checking ``X-Api-Key`` against sha256 digests in constant time.
+
+    Only the header counts (a key in the query string is ignored); keys are never logged.
+    """
+    digests = [digest_key(key) for key in api_keys]
+
+    async def check_api_key(key: ApiKeyDep) -> None:
+        given = digest_key(key or "")
+        matched = False
+        for digest in digests:  # no early exit: time does not depend on which key matched
+            matched |= secrets.compare_digest(given, digest)
+        if not key or not matched:
+            raise ApiError(
+                401,
+                f"a valid API key is required in the {API_KEY_HEADER} header",
+                headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
+            )
+
+    return check_api_key

@@ -1,0 +1,229 @@
+"""Pure ASGI middleware: request IDs and the 500 contract, load shedding, body limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from retail_forecast.api.errors import error_body
+
+logger = logging.getLogger(__name__)
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+JSON_TYPES = ("application/json",)
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+async def send_json_error(
+    send: Send,
+    scope: Scope,
+    status: int,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> None:
+    """Answer from middleware with the same error body the routes use."""
+    body = error_body(status, message, request_id=_state(scope).get("request_id"), **extra)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestIdMiddleware:
+    """Outermost: sets ``X-Request-ID`` on every response and turns crashes into a bare 500.
+
+    The traceback goes to the log with the request id; the body is only
+    ``{"error": "internal", "request_id": ...}``.
+    """
+
+    def __init__(self, app: ASGIApp, *, request_timeout_s: float) -> None:
+        self.app = app
+        self.request_timeout_s = request_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _CLIENT_ID.fullmatch(given) else uuid.uuid4().hex
+        state = _state(scope)
+        state["request_id"] = request_id
+        state["deadline"] = time.monotonic() + self.request_timeout_s
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error request_id=%s path=%s", request_id, scope["path"])
+            if not started:
+                await send_json_error(
+                    send_with_id, scope, 500, "internal server error", error="internal"
+                )
+
+
+class LoadSheddingMiddleware:
+    """Bound the requests in flight under ``prefix``; the excess gets a fast 503."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_in_flight: int, retry_after_s: int, prefix: str = "/api/"
+    ) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.retry_after_s = retry_after_s
+        self.prefix = prefix
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            await send_json_error(
+                send,
+                scope,
+                503,
+                f"overloaded: more than {self.max_in_flight} requests in flight",
+                error="overloaded",
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+            return
+        self.in_flight += 1  # one event loop per worker: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+class _BodyRejectedError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class BodyLimitMiddleware:
+    """Check encoding and media type, then read at most ``max_body_bytes`` before any parsing.
+
+    A declared Content-Length over the limit is refused without reading (413); a chunked body
+    is counted as it arrives (413 once past the limit); a body that contradicts its
+    Content-Length gets 400; a body still arriving at the deadline gets 408. The buffered
+    body is replayed to the app, so nothing downstream reads the socket.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, json_paths: frozenset[str] = frozenset()
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.json_paths = json_paths  # POST routes that take JSON; others keep their 404/405
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            if scope["method"] == "POST" and scope["path"] in self.json_paths:
+                self._check_media(headers)
+            declared = self._declared_length(headers)
+            body = await self._read(receive, declared, _state(scope).get("deadline"))
+        except _BodyRejectedError as exc:
+            await send_json_error(
+                send, scope, exc.status, exc.message, headers={"Connection": "close"}
+            )
+            return
+        if body is None:  # the client went away
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _check_media(self, headers: Headers) -> None:
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise _BodyRejectedError(
+                415, "Content-Encoding must be identity; compressed bodies are not accepted"
+            )
+        media, _, params = headers.get("content-type", "").partition(";")
+        if media.strip().lower() not in JSON_TYPES:
+            raise _BodyRejectedError(415, "Content-Type must be application/json")
+        charset = params.strip().lower()
+        if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
+            raise _BodyRejectedError(415, "Content-Type charset must be utf-8")
+
+    def _declared_length(self, headers: Headers) -> int | None:
+        value = headers.get("content-length")
+        if value is None:
+            return None
+        if not value.isdigit() or len(value) > 20:
+            raise _BodyRejectedError(400, "Content-Length must be a non-negative integer")
+        declared = int(value)
+        if declared > self.max_body_bytes:
+            raise _BodyRejectedError(
+                413, f"body larger than {self.max_body_bytes} bytes; use batch forecasting"
+            )
+        return declared
+
+    async def _read(
+        self, receive: Receive, declared: int | None, deadline: float | None
+    ) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        more = True
+        while more:
+            message = await self._receive_before(receive, deadline)
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_body_bytes:
+                raise _BodyRejectedError(
+                    413, f"body larger than {self.max_body_bytes} bytes; use batch forecasting"
+                )
+            if declared is not None and total > declared:
+                raise _BodyRejectedError(400, "body is longer than its Content-Length")
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        if declared is not None and total != declared:
+            raise _BodyRejectedError(400, "body is shorter than its Content-Length")
+        return b"".join(chunks)
+
+    @staticmethod
+    async def _receive_before(receive: Receive, deadline: float | None) -> Message:
+        if deadline is None:
+            return await receive()
+        try:
+            return await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+        except TimeoutError:
+            raise _BodyRejectedError(408, "the body did not arrive before the deadline") from None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as Starlette expects
+
+    return replay

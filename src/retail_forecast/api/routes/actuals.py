@@ -1,0 +1,75 @@
+"""POST /api/v1/actuals: append observed sales; the history end moves, no retraining."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+import pandas as pd
+from fastapi import APIRouter, Request, Response
+
+from retail_forecast.api.deps import StateDep, request_deadline
+from retail_forecast.api.jsonbody import parse_json_body
+from retail_forecast.api.routes.common import error_responses, json_body
+from retail_forecast.api.schemas import ActualsResponse, ActualsRow
+from retail_forecast.api.validation import (
+    Problems,
+    RowBatch,
+    check_actuals_window,
+    check_domain,
+    check_duplicates,
+    extract_rows,
+    raise_if_any,
+    validate_types,
+)
+from retail_forecast.inference.predictor import Predictor
+from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
+
+router = APIRouter(tags=["actuals"])
+
+
+@router.post(
+    "/actuals",
+    response_model=ActualsResponse,
+    responses=error_responses(409),
+    openapi_extra=json_body("ActualsRequest"),
+    summary="Append observed daily sales (idempotent; a conflicting value is a 409)",
+)
+async def actuals(request: Request, state: StateDep) -> Response:
+    """Append rows to the server-side history; sending the same rows again changes nothing."""
+    predictor = state.require_predictor()
+    body = await request.body()
+    work = partial(answer_actuals, body, predictor=predictor, max_rows=state.settings.api.max_rows)
+    content = await state.run(work, deadline=request_deadline(request))
+    return Response(content, media_type="application/json")
+
+
+def answer_actuals(body: bytes, *, predictor: Predictor, max_rows: int) -> bytes:
+    rows = extract_rows(parse_json_body(body), max_rows=max_rows)
+    domain = predictor.domain
+    problems = Problems()
+    batch = validate_types(rows, ActualsRow, problems)
+    check_domain(batch, domain, problems, window=False)
+    check_actuals_window(batch, domain, problems)
+    check_duplicates(batch, problems)
+    raise_if_any(problems, domain, len(rows))
+    appended = predictor.append_actuals(_frame(batch, predictor))
+    answer = ActualsResponse(
+        model_version=predictor.model_version,
+        received=len(rows),
+        appended=appended,
+        history_end=predictor.domain.history_end,
+    )
+    return json.dumps(answer.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
+
+
+def _frame(batch: RowBatch, predictor: Predictor) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            DATE: pd.to_datetime(batch.date),
+            STORE: pd.array(batch.store_nbr, dtype="int64"),
+            FAMILY: pd.Categorical(batch.family, categories=sorted(predictor.domain.families)),
+            PROMO: pd.array(batch.onpromotion, dtype="int64"),
+            TARGET: pd.array(batch.sales, dtype="float64"),
+        }
+    )

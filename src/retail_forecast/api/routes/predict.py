@@ -1,0 +1,130 @@
+"""POST /api/v1/predict: rows shaped like Kaggle's test.csv -> one forecast per row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from functools import partial
+
+import pandas as pd
+from fastapi import APIRouter, Request, Response
+
+from retail_forecast.api.deps import StateDep, request_deadline
+from retail_forecast.api.jsonbody import parse_json_body
+from retail_forecast.api.routes.common import error_responses, json_body
+from retail_forecast.api.schemas import PredictResponse, PredictRow
+from retail_forecast.api.validation import (
+    Problems,
+    RowBatch,
+    check_domain,
+    check_duplicates,
+    check_horizon_prefix,
+    extract_rows,
+    raise_if_any,
+    validate_types,
+)
+from retail_forecast.inference.predictor import MODEL_NAMES, Predictor, is_closed_day
+from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["forecast"])
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=error_responses(),
+    openapi_extra=json_body("PredictRequest"),
+    summary="Forecast daily sales for rows of the 16-day window",
+)
+async def predict(request: Request, state: StateDep) -> Response:
+    """Validate every row, forecast them in request order; 25 December is closed (sales 0).
+
+    Parsing, validation and the model all run in the bounded pool, never on the event loop.
+    """
+    predictor = state.require_predictor()
+    body = await request.body()
+    work = partial(answer_predict, body, predictor=predictor, max_rows=state.settings.api.max_rows)
+    content = await state.run(work, deadline=request_deadline(request))
+    return Response(content, media_type="application/json")
+
+
+def answer_predict(body: bytes, *, predictor: Predictor, max_rows: int) -> bytes:
+    """Answer the whole request synchronously: parse -> validate -> predict -> JSON bytes."""
+    rows = extract_rows(parse_json_body(body), max_rows=max_rows)
+    domain = predictor.domain  # one snapshot for the whole request
+    problems = Problems()
+    batch = validate_types(rows, PredictRow, problems)
+    check_domain(batch, domain, problems)
+    check_duplicates(batch, problems)
+    check_horizon_prefix(batch, domain, problems)
+    raise_if_any(problems, domain, len(rows))
+    sales, models = forecast_batch(batch, predictor)
+    return render_predictions(batch, sales, models, predictor.model_version)
+
+
+def forecast_batch(batch: RowBatch, predictor: Predictor) -> tuple[list[float], list[str]]:
+    """Give closed days 0 here and send every other row to the predictor in one call."""
+    n = len(batch.index)
+    closed = [is_closed_day(day) for day in batch.date]
+    sales = [0.0] * n
+    models = ["closed"] * n
+    open_pos = [k for k in range(n) if not closed[k]]
+    if not open_pos:
+        return sales, models
+    families = sorted(set(predictor.domain.families))
+    frame = pd.DataFrame(
+        {
+            DATE: pd.to_datetime([batch.date[k] for k in open_pos]),
+            STORE: pd.array([batch.store_nbr[k] for k in open_pos], dtype="int64"),
+            FAMILY: pd.Categorical([batch.family[k] for k in open_pos], categories=families),
+            PROMO: pd.array([batch.onpromotion[k] for k in open_pos], dtype="int64"),
+        }
+    )
+    out = predictor.predict(frame)
+    predicted, model_col = _checked_output(out, len(open_pos))
+    for j, k in enumerate(open_pos):
+        sales[k] = predicted[j]
+        models[k] = model_col[j]
+    return sales, models
+
+
+def _checked_output(out: pd.DataFrame, n: int) -> tuple[list[float], list[str]]:
+    """Refuse a malformed model answer rather than serve a plausible-looking wrong one."""
+    if len(out) != n or TARGET not in out.columns or "model" not in out.columns:
+        raise RuntimeError(f"predictor returned {len(out)} rows / columns {list(out.columns)}")
+    sales = [float(v) for v in out[TARGET].to_numpy(dtype="float64")]
+    models = [str(m) for m in out["model"]]
+    if not all(math.isfinite(v) and v >= 0 for v in sales):
+        raise RuntimeError("predictor returned a negative or non-finite forecast")
+    if not set(models) <= set(MODEL_NAMES):
+        raise RuntimeError(f"predictor returned unknown model names {sorted(set(models))}")
+    return sales, models
+
+
+def render_predictions(
+    batch: RowBatch, sales: list[float], models: list[str], model_version: str
+) -> bytes:
+    """Serialize in request order; every value was validated or checked, so a template is safe.
+
+    Families come from the bundle's set and models from MODEL_NAMES; sales are finite floats
+    (``repr`` is valid JSON for those). This is ~4x faster than json.dumps of 28,512 dicts.
+    """
+    iso: dict[dt.date, str] = {}
+    fam: dict[str, str] = {}
+    parts: list[str] = []
+    for k in range(len(batch.index)):
+        day, family = batch.date[k], batch.family[k]
+        date_text = iso.get(day) or iso.setdefault(day, day.isoformat())
+        family_json = fam.get(family) or fam.setdefault(family, json.dumps(family))
+        ident = "" if batch.id[k] is None else f'"id": {int(batch.id[k] or 0)}, '
+        closed = "true" if models[k] == "closed" else "false"
+        parts.append(
+            f'{{{ident}"date": "{date_text}", "store_nbr": {int(batch.store_nbr[k])}, '
+            f'"family": {family_json}, "sales": {float(sales[k])!r}, "model": "{models[k]}", '
+            f'"closed": {closed}}}'
+        )
+    head = json.dumps(model_version)
+    return f'{{"model_version": {head}, "predictions": [{", ".join(parts)}]}}'.encode()

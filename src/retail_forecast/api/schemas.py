@@ -1,0 +1,155 @@
+"""Request and response models of the HTTP API (strict: no coercion, no extra fields)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from typing import Annotated, Any, Final, Literal, NotRequired
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypedDict
+
+INT64_MAX: Final = 2**63 - 1
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_iso_date(value: object) -> dt.date:
+    """Accept only a ``YYYY-MM-DD`` string naming a real calendar day."""
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("must be an ISO date string YYYY-MM-DD")
+    return _parse_iso_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_iso_text(value: str) -> dt.date:
+    # A request repeats its 16 dates thousands of times; only 10-character strings get here.
+    if _ISO_DATE.fullmatch(value) is None:
+        raise ValueError("must be an ISO date string YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a real calendar date YYYY-MM-DD") from None
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(parse_iso_date)]
+RowId = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # an optional integer, never null: state no null default
+
+
+class StrictModel(BaseModel):
+    """Strict types (``"1"``, ``1.0`` and ``true`` are not integers) and no extra fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+# Rows are TypedDicts, not models: validating 28,512 rows is ~3x faster (measured) and the
+# JSON schema is the same (strict, additionalProperties false).
+_ROW_CONFIG: Final = ConfigDict(strict=True, extra="forbid")
+Family = Annotated[str, Field(max_length=64, description="A product family of the bundle.")]
+Store = Annotated[int, Field(description="A store of the serving bundle.")]
+Promo = Annotated[int, Field(ge=0, description="Items of the family on promotion that day.")]
+
+
+class PredictRow(TypedDict):
+    """One row to forecast, shaped like a row of Kaggle's test.csv."""
+
+    __pydantic_config__ = _ROW_CONFIG  # type: ignore[misc]
+    id: NotRequired[RowId]
+    date: Annotated[IsoDate, Field(description="A day of the forecast window.")]
+    store_nbr: Store
+    family: Family
+    onpromotion: Promo
+
+
+class ActualsRow(TypedDict):
+    """One observed day of one series."""
+
+    __pydantic_config__ = _ROW_CONFIG  # type: ignore[misc]
+    date: IsoDate
+    store_nbr: Store
+    family: Family
+    onpromotion: Promo
+    sales: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class PredictRequest(StrictModel):
+    rows: list[PredictRow] = Field(min_length=1)
+
+
+class ActualsRequest(StrictModel):
+    rows: list[ActualsRow] = Field(min_length=1)
+
+
+ModelLiteral = Literal["hybrid", "xgboost", "lstm", "zero_rule", "closed"]
+
+
+class Prediction(BaseModel):
+    id: RowId | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    date: dt.date
+    store_nbr: int
+    family: str
+    sales: float = Field(ge=0)
+    model: ModelLiteral
+    closed: bool = False
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    predictions: list[Prediction]
+
+
+class ActualsResponse(BaseModel):
+    model_version: str
+    received: int
+    appended: int
+    history_end: dt.date
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    field: str
+    type: str
+    msg: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: a machine-readable ``error`` code plus a message; never the input."""
+
+    error: str
+    message: str
+    request_id: str | None = None
+    detail: list[ErrorItem] | SkipJsonSchema[None] = None
+    bad_rows: list[int] | SkipJsonSchema[None] = None
+    missing_rows: list[dict[str, Any]] | SkipJsonSchema[None] = None
+    allowed: dict[str, Any] | SkipJsonSchema[None] = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["loading", "ready", "failed"]
+    model_version: str | None = None
+    reason: str | None = None
+
+
+class DomainResponse(BaseModel):
+    stores: list[int]
+    families: list[str]
+    history_end: dt.date
+    first_date: dt.date
+    last_date: dt.date
+    horizon: int
+    onpromotion_cap: int
+
+
+class ModelsResponse(BaseModel):
+    model_version: str
+    domain: DomainResponse
+    details: dict[str, Any]

@@ -1,0 +1,204 @@
+"""create_app(): FastAPI; its lifespan loads one bundle in the background and warms it up.
+
+Run it with the factory form (settings from env / .env):
+
+    uvicorn retail_forecast.app:create_app --factory --host 127.0.0.1 --port 8000 \
+        --timeout-graceful-shutdown 20
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pandas as pd
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+from starlette.middleware.cors import CORSMiddleware
+
+from retail_forecast.api.deps import ServiceState, make_api_key_check
+from retail_forecast.api.errors import install_error_handlers
+from retail_forecast.api.middleware import (
+    BodyLimitMiddleware,
+    LoadSheddingMiddleware,
+    RequestIdMiddleware,
+)
+from retail_forecast.api.routes import actuals, health, models, predict
+from retail_forecast.api.schemas import ActualsRequest, PredictRequest
+from retail_forecast.api.validation import actuals_window
+from retail_forecast.config import Settings
+from retail_forecast.errors import ArtifactError, ForecastError
+from retail_forecast.inference.predictor import (
+    MODEL_NAMES,
+    Predictor,
+    PredictorLoader,
+    ServingDomain,
+    is_closed_day,
+)
+from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
+from retail_forecast.utils.log import configure_logging
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def default_loader(settings: Settings) -> Predictor:
+    """Refuse to load: the local bundle backend is not wired into the API yet."""
+    raise ArtifactError(
+        f"no predictor backend is wired for {settings.artifacts_dir}; "
+        "pass load_predictor to create_app"
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, load_predictor: PredictorLoader | None = None
+) -> FastAPI:
+    """Build the app; with no settings (uvicorn ``--factory``) read env / .env and log."""
+    if settings is None:
+        settings = Settings()
+        configure_logging(settings.log_level, settings.log_dir)
+    loader = load_predictor or default_loader
+    app = FastAPI(
+        title="retail_forecast",
+        version="1",
+        summary="Daily sales per (store_nbr, family), 16 days ahead.",
+        lifespan=_lifespan(settings, loader),
+    )
+    install_error_handlers(app)
+    api_deps = [Depends(make_api_key_check(settings.api.api_keys))] if settings.api.api_keys else []
+    app.include_router(health.router)
+    for module in (predict, actuals, models):
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=api_deps)
+    _add_middleware(app, settings)
+    app.openapi = _openapi_builder(app, settings)  # type: ignore[method-assign]
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    # Added innermost first: the request passes RequestId -> CORS -> shedding -> body limit.
+    api = settings.api
+    json_paths = frozenset({f"{API_PREFIX}/predict", f"{API_PREFIX}/actuals"})
+    app.add_middleware(
+        BodyLimitMiddleware, max_body_bytes=api.max_body_bytes, json_paths=json_paths
+    )
+    app.add_middleware(
+        LoadSheddingMiddleware, max_in_flight=api.max_in_flight, retry_after_s=api.retry_after_s
+    )
+    if api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(api.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-Api-Key", "X-Request-ID"],
+            allow_credentials=api.cors_allow_credentials,
+        )
+    app.add_middleware(RequestIdMiddleware, request_timeout_s=api.request_timeout_s)
+
+
+def _lifespan(settings: Settings, loader: PredictorLoader) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState(settings)
+        app.state.service = state
+        # Never on the request path: /health answers while the bundle loads (promise 9).
+        thread = threading.Thread(
+            target=load_and_warm, args=(state, loader), name="rf-model-load", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            state.close()
+
+    return lifespan
+
+
+def load_and_warm(state: ServiceState, loader: PredictorLoader) -> None:
+    """Load (the loader verifies the bundle), run one warm-up prediction, then mark ready."""
+    try:
+        predictor = loader(state.settings)
+        warm_up(predictor)
+    except ForecastError as exc:
+        logger.error("model load failed: %s", exc)
+        state.mark_failed(f"model load failed ({type(exc).__name__}); see the service log")
+        return
+    except Exception:
+        logger.exception("model load crashed")
+        state.mark_failed("model load crashed; see the service log")
+        return
+    state.mark_ready(predictor)
+    logger.info("model ready version=%s", predictor.model_version)
+
+
+def warm_up(predictor: Predictor) -> None:
+    """One prediction on a fixed row (first store and family, first open day)."""
+    domain = predictor.domain
+    day = next(d for d in domain.window() if not is_closed_day(d))
+    row = pd.DataFrame(
+        {
+            DATE: pd.to_datetime([day]),
+            STORE: pd.array([domain.stores[0]], dtype="int64"),
+            FAMILY: pd.Categorical([domain.families[0]], categories=sorted(domain.families)),
+            PROMO: pd.array([0], dtype="int64"),
+        }
+    )
+    out = predictor.predict(row)
+    sales = float(out[TARGET].iloc[0]) if len(out) == 1 and TARGET in out else math.nan
+    model = str(out["model"].iloc[0]) if len(out) == 1 and "model" in out else ""
+    if not (math.isfinite(sales) and sales >= 0 and model in MODEL_NAMES):
+        raise ArtifactError("warm-up prediction failed: no finite non-negative forecast")
+
+
+def _openapi_builder(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
+    """Build the schema with the loaded bundle's sets and window, so fuzzers test them."""
+    base: dict[str, Any] = {}
+
+    def build() -> dict[str, Any]:
+        if not base:
+            base.update(
+                get_openapi(
+                    title=app.title, version=app.version, summary=app.summary, routes=app.routes
+                )
+            )
+            _, defs = models_json_schema(
+                [(PredictRequest, "validation"), (ActualsRequest, "validation")],
+                ref_template="#/components/schemas/{model}",
+            )
+            base.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+        schema = copy.deepcopy(base)
+        components = schema["components"]["schemas"]
+        for name in ("PredictRequest", "ActualsRequest"):
+            components[name]["properties"]["rows"]["maxItems"] = settings.api.max_rows
+        state = getattr(app.state, "service", None)
+        predictor = state.predictor if isinstance(state, ServiceState) else None
+        if predictor is not None:
+            _state_domain(components, predictor.domain)
+        return schema
+
+    return build
+
+
+def _state_domain(components: dict[str, Any], domain: ServingDomain) -> None:
+    for name in ("PredictRow", "ActualsRow"):
+        props = components[name]["properties"]
+        if domain.is_contiguous_stores():
+            props["store_nbr"].update(minimum=domain.stores[0], maximum=domain.stores[-1])
+        else:
+            props["store_nbr"]["enum"] = list(domain.stores)
+        props["family"]["enum"] = list(domain.families)
+        props["onpromotion"]["maximum"] = domain.onpromotion_cap
+    window = [d.isoformat() for d in domain.window()]
+    components["PredictRow"]["properties"]["date"]["enum"] = window
+    first, last = actuals_window(domain)
+    components["ActualsRow"]["properties"]["date"]["description"] = f"From {first} to {last}."
+
+
+app = create_app
+"""``uvicorn retail_forecast.app:app --factory`` works too (same factory)."""

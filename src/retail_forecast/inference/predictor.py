@@ -1,0 +1,97 @@
+"""Predictor protocol: what the API serves from (local bundle now, SageMaker later)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from retail_forecast.config import Settings
+
+ModelName = Literal["hybrid", "xgboost", "lstm", "zero_rule", "closed"]
+MODEL_NAMES: Final[tuple[str, ...]] = ("hybrid", "xgboost", "lstm", "zero_rule", "closed")
+"""Values of the ``model`` column a predictor may return ("closed" is set by the API)."""
+
+
+def is_closed_day(day: dt.date) -> bool:
+    """Return True on 25 December, the one day every store is closed."""
+    return day.month == 12 and day.day == 25
+
+
+@dataclass(frozen=True)
+class ServingDomain:
+    """What a request may ask for, derived from the bundle manifest and the history store.
+
+    ``stores`` and ``families`` are sorted; the forecast window is
+    ``history_end + 1 .. history_end + horizon``.
+    """
+
+    stores: tuple[int, ...]
+    families: tuple[str, ...]
+    history_end: dt.date
+    horizon: int
+    onpromotion_cap: int
+
+    @property
+    def first_date(self) -> dt.date:
+        return self.history_end + dt.timedelta(days=1)
+
+    @property
+    def last_date(self) -> dt.date:
+        return self.history_end + dt.timedelta(days=self.horizon)
+
+    def window(self) -> list[dt.date]:
+        """Every date of the forecast window, 25 December included."""
+        return [self.first_date + dt.timedelta(days=k) for k in range(self.horizon)]
+
+    def is_contiguous_stores(self) -> bool:
+        return bool(self.stores) and len(self.stores) == self.stores[-1] - self.stores[0] + 1
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A loaded, verified model bundle plus the sales history it forecasts from.
+
+    Implementations must be safe to call from several threads at once.
+    """
+
+    @property
+    def model_version(self) -> str:
+        """The serving bundle's version string."""
+        ...
+
+    @property
+    def domain(self) -> ServingDomain:
+        """The current serving domain; ``history_end`` moves when actuals are appended."""
+        ...
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Forecast ``rows`` (columns date, store_nbr, family, onpromotion).
+
+        The API guarantees: every row is inside the domain, no row falls on 25 December,
+        no (date, store_nbr, family) repeats, and for every series the rows hold every
+        other day from ``history_end + 1`` to that series' last requested date.
+        Returns ``rows`` in the same order with a float ``sales`` column (original scale,
+        finite, >= 0) and a ``model`` column (one of MODEL_NAMES except "closed").
+        """
+        ...
+
+    def append_actuals(self, rows: pd.DataFrame) -> int:
+        """Append observed sales (date, store_nbr, family, onpromotion, sales); idempotent.
+
+        Returns how many rows were new. Raises ConflictError when a row contradicts a value
+        already stored, DataValidationError when the rows cannot extend the history.
+        """
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready facts about the bundle: version, train window, metrics."""
+        ...
+
+
+PredictorLoader = Callable[["Settings"], Predictor]
+"""Builds a verified predictor from settings; may block for a while (runs off the loop)."""
