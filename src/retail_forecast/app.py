@@ -29,7 +29,7 @@ from retail_forecast.api.middleware import (
     LoadSheddingMiddleware,
     RequestIdMiddleware,
 )
-from retail_forecast.api.routes import actuals, health, models, predict
+from retail_forecast.api.routes import actuals, health, models, monitoring, predict
 from retail_forecast.api.schemas import ActualsRequest, PredictRequest
 from retail_forecast.api.validation import actuals_window
 from retail_forecast.config import Settings
@@ -50,11 +50,10 @@ API_PREFIX = "/api/v1"
 
 
 def default_loader(settings: Settings) -> Predictor:
-    """Refuse to load: the local bundle backend is not wired into the API yet."""
-    raise ArtifactError(
-        f"no predictor backend is wired for {settings.artifacts_dir}; "
-        "pass load_predictor to create_app"
-    )
+    """Verify and load ``settings.artifacts_dir/current`` in-process (LocalPredictor)."""
+    from retail_forecast.inference.local import LocalPredictor  # torch/xgboost: load lazily
+
+    return LocalPredictor.load(settings)
 
 
 def create_app(
@@ -74,7 +73,7 @@ def create_app(
     install_error_handlers(app)
     api_deps = [Depends(make_api_key_check(settings.api.api_keys))] if settings.api.api_keys else []
     app.include_router(health.router)
-    for module in (predict, actuals, models):
+    for module in (predict, actuals, models, monitoring):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=api_deps)
     _add_middleware(app, settings)
     app.openapi = _openapi_builder(app, settings)  # type: ignore[method-assign]

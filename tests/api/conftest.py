@@ -16,6 +16,12 @@ from api_helpers import HISTORY_END, series_rows, serve
 from naive_backend import SeasonalNaivePredictor, make_history
 
 
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative default paths (the monitoring log data/monitoring.sqlite) land in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def predictor() -> SeasonalNaivePredictor:
     return SeasonalNaivePredictor(make_history(HISTORY_END))

@@ -72,7 +72,13 @@ class SeasonalNaivePredictor:
     """Seasonal naive over a canonical history; thread-safe; optional test hooks."""
 
     def __init__(
-        self, history: pd.DataFrame, *, version: str = "naive-test-1", onpromotion_cap: int = 50
+        self,
+        history: pd.DataFrame,
+        *,
+        version: str = "naive-test-1",
+        onpromotion_cap: int = 50,
+        reference: pd.DataFrame | None = None,
+        metrics: dict[str, Any] | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._sales: dict[tuple[int, str], dict[dt.date, float]] = {}
@@ -85,6 +91,8 @@ class SeasonalNaivePredictor:
         self._history_end = pd.Timestamp(history["date"].max()).date()
         self._version = version
         self._cap = onpromotion_cap
+        self.reference = reference  # the bundle's reference.parquet profile (monitoring)
+        self.metrics = metrics  # the bundle's metrics.json (monitoring)
         self.block = threading.Event()  # set() by default: predict never waits
         self.block.set()
         self.block_stores: frozenset[int] = frozenset()
@@ -202,6 +210,33 @@ class SeasonalNaivePredictor:
             "season": SEASON,
             "metrics": {"rmsle": None},
         }
+
+    # --- MonitoringSource -------------------------------------------------------------------
+
+    def history_frame(self) -> pd.DataFrame:
+        """The complete days up to the history end as a canonical sales frame."""
+        with self._lock:
+            end = self._history_end
+            rows = [
+                (day, key[0], key[1], value, self._promo[key][day])
+                for key, series in self._sales.items()
+                for day, value in series.items()
+                if day <= end
+            ]
+        frame = pd.DataFrame(rows, columns=["date", "store_nbr", "family", "sales", "onpromotion"])
+        frame["date"] = pd.to_datetime(frame["date"])
+        frame["store_nbr"] = frame["store_nbr"].astype("int64")
+        families = sorted({key[1] for key in self._sales})
+        frame["family"] = pd.Categorical(frame["family"], categories=families)
+        frame["onpromotion"] = frame["onpromotion"].astype("int64")
+        frame["is_closed"] = (frame["date"].dt.month == 12) & (frame["date"].dt.day == 25)
+        return frame.sort_values(["store_nbr", "family", "date"], ignore_index=True)
+
+    def reference_profile(self) -> pd.DataFrame | None:
+        return self.reference
+
+    def backtest_metrics(self) -> dict[str, Any] | None:
+        return self.metrics
 
     def expected(self, store: int, family: str, day: dt.date, promo: int) -> float:
         """Day-1..7 expectation straight from the stored history (for assertions)."""

@@ -10,19 +10,22 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from retail_forecast.api.errors import ApiError
+from retail_forecast.api.recorder import MonitoringRecorder
 from retail_forecast.config import Settings
 from retail_forecast.inference.predictor import Predictor
+from retail_forecast.monitoring.performance import PredictionLog
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 API_KEY_HEADER = "X-Api-Key"
+MONITORING_DRAIN_S = 5.0  # shutdown: write queued monitoring rows for at most this long
 
 
 class ServiceState:
@@ -37,6 +40,13 @@ class ServiceState:
         self.executor = ThreadPoolExecutor(
             max_workers=settings.api.threads, thread_name_prefix="rf-inference"
         )
+        monitoring = settings.monitoring
+        self.recorder = MonitoringRecorder(
+            PredictionLog.from_config(monitoring), max_pending_rows=monitoring.log_queue_rows
+        )
+        # /monitoring/drift answers (DriftResponse) per (model version, history end ISO date):
+        # the history end moves once a day at most
+        self.drift_cache: dict[tuple[str, str], Any] = {}
 
     def mark_ready(self, predictor: Predictor) -> None:
         with self._lock:
@@ -78,6 +88,7 @@ class ServiceState:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.recorder.close(MONITORING_DRAIN_S)
 
 
 def get_state(request: Request) -> ServiceState:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
@@ -90,6 +90,27 @@ class Predictor(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready facts about the bundle: version, train window, metrics."""
+        ...
+
+
+@runtime_checkable
+class MonitoringSource(Protocol):
+    """Optional extra of a Predictor: what the monitoring endpoints read (promise 26).
+
+    A predictor without these methods still serves; /api/v1/monitoring answers
+    ``unavailable`` for it. Each method may be called from several threads at once.
+    """
+
+    def history_frame(self) -> pd.DataFrame:
+        """Return the complete days of the served history as a canonical sales frame."""
+        ...
+
+    def reference_profile(self) -> pd.DataFrame | None:
+        """Return the bundle's reference.parquet profile, or None when the bundle has none."""
+        ...
+
+    def backtest_metrics(self) -> Mapping[str, Any] | None:
+        """Return the bundle's metrics.json (``BacktestResult.to_dict()``), or None."""
         ...
 
 

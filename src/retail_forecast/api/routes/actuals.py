@@ -39,12 +39,21 @@ async def actuals(request: Request, state: StateDep) -> Response:
     """Append rows to the server-side history; sending the same rows again changes nothing."""
     predictor = state.require_predictor()
     body = await request.body()
-    work = partial(answer_actuals, body, predictor=predictor, max_rows=state.settings.api.max_rows)
-    content = await state.run(work, deadline=request_deadline(request))
+    work = partial(accept_actuals, body, predictor=predictor, max_rows=state.settings.api.max_rows)
+    content, accepted = await state.run(work, deadline=request_deadline(request))
+    # The history store took them; monitoring scores forecasts with them, off the request path.
+    state.recorder.record_actuals(accepted)
     return Response(content, media_type="application/json")
 
 
 def answer_actuals(body: bytes, *, predictor: Predictor, max_rows: int) -> bytes:
+    return accept_actuals(body, predictor=predictor, max_rows=max_rows)[0]
+
+
+def accept_actuals(
+    body: bytes, *, predictor: Predictor, max_rows: int
+) -> tuple[bytes, pd.DataFrame]:
+    """Validate and append; return the JSON answer and the accepted rows (for monitoring)."""
     rows = extract_rows(parse_json_body(body), max_rows=max_rows)
     domain = predictor.domain
     problems = Problems()
@@ -53,14 +62,16 @@ def answer_actuals(body: bytes, *, predictor: Predictor, max_rows: int) -> bytes
     check_actuals_window(batch, domain, problems)
     check_duplicates(batch, problems)
     raise_if_any(problems, domain, len(rows))
-    appended = predictor.append_actuals(_frame(batch, predictor))
+    accepted = _frame(batch, predictor)
+    appended = predictor.append_actuals(accepted)
     answer = ActualsResponse(
         model_version=predictor.model_version,
         received=len(rows),
         appended=appended,
         history_end=predictor.domain.history_end,
     )
-    return json.dumps(answer.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
+    content = json.dumps(answer.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
+    return content, accepted
 
 
 def _frame(batch: RowBatch, predictor: Predictor) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import math
+from dataclasses import replace
 from functools import partial
 
 import pandas as pd
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from retail_forecast.api.deps import StateDep, request_deadline
 from retail_forecast.api.jsonbody import parse_json_body
+from retail_forecast.api.recorder import ServedForecasts
 from retail_forecast.api.routes.common import error_responses, json_body
 from retail_forecast.api.schemas import PredictResponse, PredictRow
 from retail_forecast.api.validation import (
@@ -44,15 +46,27 @@ async def predict(request: Request, state: StateDep) -> Response:
 
     Parsing, validation and the model all run in the bounded pool, never on the event loop.
     """
+    received = dt.datetime.now(dt.UTC)
     predictor = state.require_predictor()
     body = await request.body()
-    work = partial(answer_predict, body, predictor=predictor, max_rows=state.settings.api.max_rows)
-    content = await state.run(work, deadline=request_deadline(request))
+    work = partial(
+        answer_and_record, body, predictor=predictor, max_rows=state.settings.api.max_rows
+    )
+    content, served = await state.run(work, deadline=request_deadline(request))
+    # Only answered forecasts are logged, by the writer thread (an O(1) hand-over here).
+    state.recorder.record_predictions(replace(served, request_time=received))
     return Response(content, media_type="application/json")
 
 
 def answer_predict(body: bytes, *, predictor: Predictor, max_rows: int) -> bytes:
     """Answer the whole request synchronously: parse -> validate -> predict -> JSON bytes."""
+    return answer_and_record(body, predictor=predictor, max_rows=max_rows)[0]
+
+
+def answer_and_record(
+    body: bytes, *, predictor: Predictor, max_rows: int
+) -> tuple[bytes, ServedForecasts]:
+    """Answer like :func:`answer_predict`; also return what monitoring logs about it."""
     rows = extract_rows(parse_json_body(body), max_rows=max_rows)
     domain = predictor.domain  # one snapshot for the whole request
     problems = Problems()
@@ -62,7 +76,18 @@ def answer_predict(body: bytes, *, predictor: Predictor, max_rows: int) -> bytes
     check_horizon_prefix(batch, domain, problems)
     raise_if_any(problems, domain, len(rows))
     sales, models = forecast_batch(batch, predictor)
-    return render_predictions(batch, sales, models, predictor.model_version)
+    version = predictor.model_version
+    served = ServedForecasts(
+        model_version=version,
+        history_end=domain.history_end,
+        request_time=dt.datetime.now(dt.UTC),
+        dates=batch.date,
+        stores=batch.store_nbr,
+        families=batch.family,
+        sales=sales,
+        models=models,
+    )
+    return render_predictions(batch, sales, models, version), served
 
 
 def forecast_batch(batch: RowBatch, predictor: Predictor) -> tuple[list[float], list[str]]:

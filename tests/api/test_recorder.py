@@ -1,0 +1,86 @@
+"""MonitoringRecorder: batching within the linger, versions apart, drain on close, drops."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from retail_forecast.api.recorder import MonitoringRecorder, ServedForecasts
+from retail_forecast.monitoring.performance import PredictionLog
+
+END = dt.date(2017, 8, 15)
+
+
+class CountingLog(PredictionLog):
+    def __init__(self, db_path: Path) -> None:
+        super().__init__(db_path, timeout_s=0.5)
+        self.calls: list[tuple[str, int]] = []
+
+    def log_predictions(self, rows: pd.DataFrame, **kwargs: Any) -> bool:
+        self.calls.append((kwargs["model_version"], len(rows)))
+        return super().log_predictions(rows, **kwargs)
+
+
+def served(store: int, *, version: str = "v1", second: int = 0, days: int = 16) -> ServedForecasts:
+    return ServedForecasts(
+        model_version=version,
+        history_end=END,
+        request_time=dt.datetime(2017, 8, 16, 8, 0, second, tzinfo=dt.UTC),
+        dates=[END + dt.timedelta(days=k) for k in range(1, days + 1)],
+        stores=[store] * days,
+        families=["BEVERAGES"] * days,
+        sales=[float(store * k) for k in range(1, days + 1)],
+        models=["hybrid"] * days,
+    )
+
+
+def rows_in(db: Path) -> pd.DataFrame:
+    with sqlite3.connect(db) as conn:
+        return pd.read_sql_query("SELECT * FROM predictions ORDER BY store_nbr, horizon_day", conn)
+
+
+def test_batches_within_the_linger_share_one_write(tmp_path: Path) -> None:
+    log = CountingLog(tmp_path / "m.sqlite")
+    recorder = MonitoringRecorder(log, max_pending_rows=1000, linger_s=1.0)
+    try:
+        for store in (1, 2, 3):
+            assert recorder.record_predictions(served(store, second=store))
+        assert recorder.flush(10)
+    finally:
+        recorder.close(5)
+    assert log.calls == [("v1", 48)]
+    frame = rows_in(log.db_path)
+    assert (
+        frame.groupby("store_nbr")["horizon_day"].apply(list).tolist() == [list(range(1, 17))] * 3
+    )
+    assert frame.loc[frame["store_nbr"] == 3, "prediction"].tolist() == [
+        3.0 * k for k in range(1, 17)
+    ]
+    assert set(frame["request_time"]) == {"2017-08-16T08:00:03.000+00:00"}  # the latest
+
+
+def test_versions_are_written_apart(tmp_path: Path) -> None:
+    log = CountingLog(tmp_path / "m.sqlite")
+    recorder = MonitoringRecorder(log, max_pending_rows=1000, linger_s=1.0)
+    try:
+        recorder.record_predictions(served(1, version="old"))
+        recorder.record_predictions(served(1, version="new", days=4))
+        assert recorder.flush(10)
+    finally:
+        recorder.close(5)
+    assert sorted(log.calls) == [("new", 4), ("old", 16)]
+
+
+def test_close_drains_what_is_queued_then_refuses(tmp_path: Path) -> None:
+    log = CountingLog(tmp_path / "m.sqlite")
+    recorder = MonitoringRecorder(log, max_pending_rows=1000, linger_s=30.0)
+    recorder.record_predictions(served(1))
+    recorder.close(10)  # does not wait out the 30 s linger
+    assert len(rows_in(log.db_path)) == 16
+    assert recorder.record_predictions(served(2)) is False
+    stats = recorder.stats()
+    assert (stats.written_rows, stats.dropped_rows, stats.queued_rows) == (16, 16, 0)
