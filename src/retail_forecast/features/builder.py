@@ -1,0 +1,299 @@
+"""FeatureBuilder: one code path for training features and for recursive serving features.
+
+The canonical sales frame is a complete daily panel sorted by (store_nbr, family, date), so it
+is reshaped into (series, day) arrays: row boundaries are series boundaries and every lag is a
+column shift that never crosses a series start (NaN there). Lags and rolling means are computed
+on log1p(sales), the target the models learn. Features of day t read only days <= t-1 of the
+sales array; onpromotion and the calendar of day t are known in advance.
+
+Training calls :meth:`FeatureBuilder.panel_features` (all days at once); the recursion calls
+:meth:`FeatureBuilder.day_features` (one day for all series) on a window whose last filled
+column is the previous day. Both run the same element-wise arithmetic in the same order, so
+their values are bit-identical (tested).
+
+Feature sets: "required" is the seed's 11 features. "extended" adds lags 2-6/21/28, rolling
+means 28/56, the mean of the same weekday over the last 4 and 8 weeks, day of month (paydays)
+and a national-holiday flag; it won the backtest (bench/RESULTS.md, backtest_xgboost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from retail_forecast.errors import DataValidationError, UnknownSeriesError
+from retail_forecast.features.calendar import calendar_columns, extra_calendar_columns
+from retail_forecast.features.lags import FloatArray, lag_at, shift_days
+from retail_forecast.features.rolling import (
+    rolling_mean_at,
+    rolling_means,
+    seasonal_mean,
+    seasonal_mean_at,
+)
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
+
+CATEGORICAL = (STORE, FAMILY)
+CALENDAR = ("day_of_week", "month", "year")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which lag, rolling and same-weekday features a named feature set holds."""
+
+    name: str
+    lags: tuple[int, ...]
+    windows: tuple[int, ...]
+    dow_counts: tuple[int, ...] = ()
+    calendar_extras: tuple[str, ...] = ()  # "day_of_month", "is_national_holiday"
+
+    @classmethod
+    def named(cls, name: str) -> FeatureSpec:
+        if name not in FEATURE_SETS:
+            raise DataValidationError(f"unknown feature_set {name!r}; use {sorted(FEATURE_SETS)}")
+        return FEATURE_SETS[name]
+
+    @property
+    def numeric_names(self) -> list[str]:
+        names = [f"lag_{lag}" for lag in self.lags]
+        names += [f"roll_{w}_mean" for w in self.windows]
+        names += [f"dow_mean_{n}" for n in self.dow_counts]
+        return names
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [*self.numeric_names, *CALENDAR, *self.calendar_extras, PROMO, *CATEGORICAL]
+
+    @property
+    def feature_types(self) -> list[str]:
+        return ["c" if name in CATEGORICAL else "q" for name in self.feature_names]
+
+    @property
+    def lookback(self) -> int:
+        """Days of history the features of one day read (the longest lag or window)."""
+        spans = [*self.lags, *self.windows, *(7 * n for n in self.dow_counts)]
+        return max(spans)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "lags": list(self.lags),
+            "windows": list(self.windows),
+            "dow_counts": list(self.dow_counts),
+            "calendar_extras": list(self.calendar_extras),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        return cls(
+            name=str(data["name"]),
+            lags=tuple(int(v) for v in data["lags"]),
+            windows=tuple(int(v) for v in data["windows"]),
+            dow_counts=tuple(int(v) for v in data["dow_counts"]),
+            calendar_extras=tuple(str(v) for v in data.get("calendar_extras", ())),
+        )
+
+
+FEATURE_SETS: dict[str, FeatureSpec] = {
+    "required": FeatureSpec("required", lags=(1, 7, 14), windows=(7, 14)),
+    "extended": FeatureSpec(
+        "extended",
+        lags=(1, 2, 3, 4, 5, 6, 7, 14, 21, 28),
+        windows=(7, 14, 28, 56),
+        dow_counts=(4, 8),
+        calendar_extras=("day_of_month", "is_national_holiday"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The canonical frame as (series, day) arrays; ``keys`` holds one row per series."""
+
+    keys: pd.DataFrame
+    dates: pd.DatetimeIndex
+    log_sales: FloatArray
+    promo: FloatArray
+    closed: npt.NDArray[np.bool_]
+
+    @property
+    def n_series(self) -> int:
+        return len(self.keys)
+
+
+def panel_from_frame(frame: pd.DataFrame) -> Panel:
+    """Reshape a canonical sales frame (complete panel, any row order) into a :class:`Panel`."""
+    if frame.empty:
+        raise DataValidationError("the sales history is empty")
+    if not _is_sorted(frame):
+        frame = frame.sort_values([STORE, FAMILY, DATE], kind="stable").reset_index(drop=True)
+    dates = pd.DatetimeIndex(frame[DATE].drop_duplicates().sort_values())
+    n_days = len(dates)
+    n_series = len(frame) // n_days
+    if n_series * n_days != len(frame):
+        raise DataValidationError("the sales history is not a complete daily panel")
+    date_grid = frame[DATE].to_numpy().reshape(n_series, n_days)
+    if not (date_grid == dates.to_numpy()[None, :]).all():
+        raise DataValidationError("the sales history has gaps or duplicate days in some series")
+    if n_days > 1 and (np.diff(dates.to_numpy()) != np.timedelta64(1, "D")).any():
+        raise DataValidationError("the sales history is not a daily panel without gaps")
+    keys = frame.iloc[np.arange(n_series) * n_days][[STORE, FAMILY]].reset_index(drop=True)
+    sales = frame[TARGET].to_numpy(dtype=np.float64).reshape(n_series, n_days)
+    closed = (
+        frame[IS_CLOSED].to_numpy(dtype=np.bool_).reshape(n_series, n_days)
+        if IS_CLOSED in frame
+        else np.zeros((n_series, n_days), dtype=np.bool_)
+    )
+    return Panel(
+        keys=keys,
+        dates=dates,
+        log_sales=np.log1p(sales),
+        promo=frame[PROMO].to_numpy(dtype=np.float64).reshape(n_series, n_days),
+        closed=closed,
+    )
+
+
+def _is_sorted(frame: pd.DataFrame) -> bool:
+    family = frame[FAMILY]
+    is_cat = isinstance(family.dtype, pd.CategoricalDtype)
+    if is_cat and family.cat.categories.is_monotonic_increasing:
+        codes = family.cat.codes.to_numpy()
+    else:
+        codes = pd.factorize(family.astype(str), sort=True)[0]
+    key = frame[STORE].to_numpy().astype(np.int64) * 10_000 + codes.astype(np.int64)
+    step = np.diff(key)
+    date_up = np.diff(frame[DATE].to_numpy()) > np.timedelta64(0, "D")
+    return bool((step >= 0).all() and (date_up | (step != 0)).all())
+
+
+class FeatureBuilder:
+    """Builds the model's feature matrix for training (all days) and serving (one day)."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        *,
+        stores: Sequence[int],
+        families: Sequence[str],
+        holiday_dates: Sequence[str] = (),
+    ):
+        self.spec = spec
+        self.stores = [int(s) for s in stores]
+        self.families = [str(f) for f in families]
+        self.holiday_dates = [str(d) for d in holiday_dates]
+
+    @classmethod
+    def from_frame(
+        cls, frame: pd.DataFrame, spec: FeatureSpec, *, holiday_dates: Sequence[str] = ()
+    ) -> FeatureBuilder:
+        """Learn the category vocabularies (sorted) from a sales frame."""
+        stores = sorted({int(s) for s in frame[STORE].unique()})
+        families = sorted({str(f) for f in frame[FAMILY].unique()})
+        return cls(spec, stores=stores, families=families, holiday_dates=holiday_dates)
+
+    def _calendar(self, dates: pd.DatetimeIndex) -> dict[str, FloatArray]:
+        cols = calendar_columns(dates)
+        cols.update(
+            extra_calendar_columns(
+                dates, holiday_dates=self.holiday_dates, names=list(self.spec.calendar_extras)
+            )
+        )
+        return cols
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.spec.feature_names
+
+    def encode(self, keys: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+        """Map (store_nbr, family) rows to the saved category codes; unknown ones raise."""
+        store_codes = pd.Index(self.stores).get_indexer(pd.Index(keys[STORE].astype(np.int64)))
+        family_codes = pd.Index(self.families).get_indexer(pd.Index(keys[FAMILY].astype(str)))
+        bad = (store_codes < 0) | (family_codes < 0)
+        if bad.any():
+            first = keys[bad].iloc[0]
+            raise UnknownSeriesError(
+                f"store_nbr={first[STORE]}, family={first[FAMILY]!r} was not seen in training"
+            )
+        return store_codes.astype(np.float64), family_codes.astype(np.float64)
+
+    def panel_features(self, panel: Panel, *, first_day: int = 0) -> npt.NDArray[np.float32]:
+        """Features of every (series, day >= first_day), rows series-major like the panel."""
+        y = panel.log_sales
+        n_days = y.shape[1] - first_day
+        cols: dict[str, FloatArray] = {}
+        for lag in self.spec.lags:
+            cols[f"lag_{lag}"] = shift_days(y, lag)[:, first_day:]
+        if self.spec.windows:
+            for window, values in rolling_means(y, self.spec.windows).items():
+                cols[f"roll_{window}_mean"] = values[:, first_day:]
+        for count in self.spec.dow_counts:
+            cols[f"dow_mean_{count}"] = seasonal_mean(y, 7, count)[:, first_day:]
+        for name, values in self._calendar(panel.dates[first_day:]).items():
+            cols[name] = values[None, :]
+        cols[PROMO] = panel.promo[:, first_day:]
+        store_codes, family_codes = self.encode(panel.keys)
+        cols[STORE] = store_codes[:, None]
+        cols[FAMILY] = family_codes[:, None]
+        return self._stack(cols, (panel.n_series, n_days))
+
+    def day_features(
+        self,
+        window: FloatArray,
+        *,
+        day: int,
+        date: pd.Timestamp,
+        promo: FloatArray,
+        codes: tuple[FloatArray, FloatArray],
+    ) -> npt.NDArray[np.float32]:
+        """Features of column ``day`` of a (series, day) log-sales window (one recursion step).
+
+        Only columns ``< day`` of ``window`` are read; ``promo`` is that day's onpromotion.
+        """
+        cols: dict[str, FloatArray] = {}
+        for lag in self.spec.lags:
+            cols[f"lag_{lag}"] = lag_at(window, lag, day)
+        for size in self.spec.windows:
+            cols[f"roll_{size}_mean"] = rolling_mean_at(window, size, day)
+        for count in self.spec.dow_counts:
+            cols[f"dow_mean_{count}"] = seasonal_mean_at(window, 7, count, day)
+        for name, values in self._calendar(pd.DatetimeIndex([date])).items():
+            cols[name] = values
+        cols[PROMO] = promo
+        cols[STORE], cols[FAMILY] = codes
+        return self._stack(cols, (window.shape[0],))
+
+    def _stack(
+        self, cols: dict[str, FloatArray], shape: tuple[int, ...]
+    ) -> npt.NDArray[np.float32]:
+        """Write each column (broadcastable to ``shape``) into one float32 row-major matrix."""
+        out = np.empty((*shape, len(self.feature_names)), dtype=np.float32)
+        for j, name in enumerate(self.feature_names):
+            out[..., j] = cols[name]
+        return out.reshape(-1, len(self.feature_names))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.to_dict(),
+            "feature_names": self.feature_names,
+            "feature_types": self.spec.feature_types,
+            "categories": {STORE: self.stores, FAMILY: self.families},
+            "holiday_dates": self.holiday_dates,
+            "target_transform": "log1p",
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureBuilder:
+        spec = FeatureSpec.from_dict(data["spec"])
+        builder = cls(
+            spec,
+            stores=data["categories"][STORE],
+            families=data["categories"][FAMILY],
+            holiday_dates=data.get("holiday_dates", ()),
+        )
+        if builder.feature_names != list(data["feature_names"]):
+            raise DataValidationError("preprocessor feature list does not match its spec")
+        return builder

@@ -1,0 +1,32 @@
+"""Per-series lags of a (series x day) array: flat shifts that never cross a series start."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def shift_days(values: FloatArray, lag: int) -> FloatArray:
+    """Return ``values`` shifted ``lag`` days later along axis 1; NaN before the series start.
+
+    ``values`` is a (series, day) panel, so row boundaries are series boundaries: a lag never
+    reads another series. Column ``t`` of the result holds ``values[:, t - lag]``.
+    """
+    if lag < 1:
+        raise ValueError(f"lag must be >= 1 so that day t never reads day t, got {lag}")
+    out = np.full(values.shape, np.nan, dtype=np.float64)
+    if lag < values.shape[1]:
+        out[:, lag:] = values[:, :-lag]
+    return out
+
+
+def lag_at(values: FloatArray, lag: int, day: int) -> FloatArray:
+    """Return column ``day - lag`` of ``values`` (NaN when before the first day): one step."""
+    if lag < 1:
+        raise ValueError(f"lag must be >= 1 so that day t never reads day t, got {lag}")
+    col = day - lag
+    if col < 0:
+        return np.full(values.shape[0], np.nan, dtype=np.float64)
+    return values[:, col].astype(np.float64, copy=True)

@@ -1,0 +1,319 @@
+"""XGBForecaster: a global XGBoost model on log1p sales, recursive 16-day forecasts, .ubj files.
+
+Training rows are every (series, day) of the history from ``train_start`` with all lags known,
+minus closed days (Dec 25) and, by default, the days before a series' first sale (store not
+open yet). The last ``valid_days`` days before the origin are the early-stopping slice.
+
+Forecasts are recursive: day h's prediction (log1p) is written into the history window and
+feeds day h+1's lags and rolling means; each of the 16 steps is one ``inplace_predict`` over all
+requested series at once. Series without sales in the last ``dead_series_days`` days get 0.
+The "extended" feature set needs Kaggle's holidays_events table (``holidays=``); its national
+holiday dates are stored in ``preprocessor_xgboost.json``, so serving needs no table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import xgboost as xgb
+
+from retail_forecast.config import FeatureConfig, XGBoostConfig
+from retail_forecast.errors import (
+    ArtifactError,
+    DataValidationError,
+    NotFittedError,
+    UnknownSeriesError,
+)
+from retail_forecast.features.builder import FeatureBuilder, FeatureSpec, Panel, panel_from_frame
+from retail_forecast.features.calendar import is_closed_day, national_holiday_dates
+from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE, TARGET
+from retail_forecast.utils.io import read_json, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = Path("xgboost") / "model.ubj"
+PREPROCESSOR_FILE = Path("preprocessor_xgboost.json")
+FORMAT_VERSION = 1
+FloatArray = npt.NDArray[np.float64]
+
+
+class XGBForecaster:
+    """Global XGBoost forecaster over all (store_nbr, family) series."""
+
+    def __init__(
+        self,
+        config: XGBoostConfig,
+        features: FeatureConfig | None = None,
+        *,
+        holidays: pd.DataFrame | None = None,
+    ) -> None:
+        self.config = config
+        self.holidays = holidays
+        self.features = features if features is not None else FeatureConfig.model_validate({})
+
+    # --- training -------------------------------------------------------------------------
+
+    def fit(self, history: pd.DataFrame) -> Self:
+        """Train on the canonical frame up to the origin (its last day)."""
+        spec = FeatureSpec.named(self.features.feature_set)
+        holiday_dates = national_holiday_dates(self.holidays)
+        if "is_national_holiday" in spec.calendar_extras and not holiday_dates:
+            logger.warning("feature set %s wants holidays but none were given", spec.name)
+        builder = FeatureBuilder.from_frame(history, spec, holiday_dates=holiday_dates)
+        panel = panel_from_frame(history)
+        first_day = self._first_train_day(panel, spec)
+        x = builder.panel_features(panel, first_day=first_day)
+        y = panel.log_sales[:, first_day:].reshape(-1)
+        keep = self._train_mask(panel, first_day)
+        n_days = panel.log_sales.shape[1] - first_day
+        day_index = np.tile(np.arange(first_day, first_day + n_days), panel.n_series)
+        is_valid = day_index >= panel.log_sales.shape[1] - self.config.valid_days
+        train_rows = np.flatnonzero(keep & ~is_valid)
+        valid_rows = np.flatnonzero(keep & is_valid)
+        started = time.perf_counter()
+        self.booster_ = self._train(builder, x, y, train_rows, valid_rows)
+        self.fit_seconds_ = time.perf_counter() - started
+        self.builder_ = builder
+        self.n_train_rows_ = len(train_rows) + len(valid_rows)
+        self.origin_ = pd.Timestamp(panel.dates[-1])
+        logger.info(
+            "xgboost fit origin=%s rows=%d valid=%d rounds=%d seconds=%.1f",
+            self.origin_.date(),
+            len(train_rows),
+            len(valid_rows),
+            self.booster_.num_boosted_rounds(),
+            self.fit_seconds_,
+        )
+        return self
+
+    def _first_train_day(self, panel: Panel, spec: FeatureSpec) -> int:
+        first = spec.lookback
+        if self.config.train_start is not None:
+            start = pd.Timestamp(self.config.train_start)
+            first = max(first, int(panel.dates.searchsorted(start)))
+        if first >= len(panel.dates) - self.config.valid_days:
+            raise DataValidationError(
+                f"history of {len(panel.dates)} days is too short to train "
+                f"(need > {first + self.config.valid_days})"
+            )
+        return first
+
+    def _train_mask(self, panel: Panel, first_day: int) -> npt.NDArray[np.bool_]:
+        keep = ~panel.closed[:, first_day:]
+        if self.config.drop_before_first_sale:
+            opened = np.maximum.accumulate(panel.log_sales > 0, axis=1)[:, first_day:]
+            keep &= opened
+        dates = panel.dates[first_day:]
+        for start, end in self.config.exclude_ranges:
+            inside = (dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))
+            keep &= ~np.asarray(inside, dtype=np.bool_)[None, :]
+        return np.asarray(keep.reshape(-1), dtype=np.bool_)
+
+    def _params(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "objective": "reg:squarederror",
+            "tree_method": "hist",
+            "eta": c.learning_rate,
+            "max_depth": c.max_depth,
+            "min_child_weight": c.min_child_weight,
+            "subsample": c.subsample,
+            "colsample_bytree": c.colsample_bytree,
+            "max_bin": c.max_bin,
+            "max_cat_to_onehot": 1,
+            "nthread": c.nthread,
+            "seed": c.seed,
+            "eval_metric": "rmse",
+        }
+
+    def _train(
+        self,
+        builder: FeatureBuilder,
+        x: npt.NDArray[np.float32],
+        y: FloatArray,
+        train_rows: npt.NDArray[np.intp],
+        valid_rows: npt.NDArray[np.intp],
+    ) -> xgb.Booster:
+        def matrix(rows: npt.NDArray[np.intp]) -> xgb.DMatrix:
+            return xgb.DMatrix(
+                x[rows],
+                label=y[rows],
+                feature_names=builder.feature_names,
+                feature_types=builder.spec.feature_types,
+                enable_categorical=True,
+                nthread=self.config.nthread,
+            )
+
+        dtrain, dvalid = matrix(train_rows), matrix(valid_rows)
+        booster = xgb.train(
+            self._params(),
+            dtrain,
+            num_boost_round=self.config.n_estimators,
+            evals=[(dvalid, "valid")],
+            early_stopping_rounds=self.config.early_stopping_rounds,
+            verbose_eval=False,
+        )
+        best = booster.best_iteration + 1
+        if self.config.refit_full:
+            dall = matrix(np.concatenate([train_rows, valid_rows]))
+            return xgb.train(self._params(), dall, num_boost_round=best)
+        return booster[:best]
+
+    # --- forecasting ----------------------------------------------------------------------
+
+    def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        """Return ``future`` with a ``sales`` forecast per row (recursive, original scale)."""
+        builder, _ = self._fitted()
+        lookback = builder.spec.lookback
+        origin = pd.Timestamp(history[DATE].max())
+        span = max(lookback, self.config.dead_series_days)
+        recent = history[history[DATE] > origin - pd.Timedelta(days=span)]
+        panel = panel_from_frame(recent)
+        if len(panel.dates) < span:
+            raise DataValidationError(f"history needs the last {span} days, got fewer")
+        steps = _horizon_steps(future, origin)
+        series = _series_index(panel, future)
+        keys = panel.keys.iloc[series].reset_index(drop=True)
+        log_pred = self.forecast_log(panel, series, keys=keys, future=future, steps=steps)
+        dead = self.dead_series(panel, series)
+        self.n_dead_zeroed_ = int(dead.sum())
+        if self.n_dead_zeroed_:
+            logger.info("dead-series rule zeroed %d of %d series", self.n_dead_zeroed_, len(dead))
+        row_series = _row_series(keys, future)
+        values = np.expm1(log_pred[row_series, steps - 1])
+        values[dead[row_series]] = 0.0
+        values[is_closed_day(pd.DatetimeIndex(future[DATE]))] = 0.0
+        out = future.copy()
+        out[TARGET] = np.clip(values, 0.0, None)
+        return out
+
+    def forecast_log(
+        self,
+        panel: Panel,
+        series: npt.NDArray[np.intp],
+        *,
+        keys: pd.DataFrame,
+        future: pd.DataFrame,
+        steps: npt.NDArray[np.int64],
+    ) -> FloatArray:
+        """Recursive log1p forecasts (series x horizon day) for ``panel`` rows ``series``."""
+        builder, booster = self._fitted()
+        lookback = builder.spec.lookback
+        horizon = int(steps.max())
+        window = np.full((len(series), lookback + horizon), np.nan)
+        window[:, :lookback] = panel.log_sales[series, -lookback:]
+        promo = _promo_matrix(keys, future, steps, horizon)
+        codes = builder.encode(keys)
+        origin = panel.dates[-1]
+        for h in range(1, horizon + 1):
+            date = origin + pd.Timedelta(days=h)
+            day = lookback + h - 1
+            x = builder.day_features(window, day=day, date=date, promo=promo[:, h - 1], codes=codes)
+            pred = booster.inplace_predict(x, validate_features=False).astype(np.float64)
+            window[:, day] = 0.0 if is_closed_day(pd.DatetimeIndex([date]))[0] else pred
+        return window[:, lookback:]
+
+    def dead_series(self, panel: Panel, series: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        """Series whose last ``dead_series_days`` days all had zero sales (0 disables)."""
+        days = self.config.dead_series_days
+        if days == 0:
+            return np.zeros(len(series), dtype=np.bool_)
+        recent = panel.log_sales[series, -days:]
+        return np.asarray((recent == 0).all(axis=1), dtype=np.bool_)
+
+    def _fitted(self) -> tuple[FeatureBuilder, xgb.Booster]:
+        if not hasattr(self, "booster_"):
+            raise NotFittedError("XGBForecaster is not fitted; call fit() or load()")
+        return self.builder_, self.booster_
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def save(self, directory: Path) -> list[Path]:
+        """Write ``xgboost/model.ubj`` and ``preprocessor_xgboost.json`` under ``directory``."""
+        builder, booster = self._fitted()
+        model_path = Path(directory) / MODEL_FILE
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = model_path.with_name(f".tmp-{model_path.name}")  # keeps the .ubj suffix
+        booster.save_model(str(tmp))
+        tmp.replace(model_path)
+        prep_path = Path(directory) / PREPROCESSOR_FILE
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model_type": "xgboost",
+            "builder": builder.to_dict(),
+            "feature_set": builder.spec.name,
+            "dead_series_days": self.config.dead_series_days,
+            "horizon": HORIZON,
+            "origin": str(self.origin_.date()),
+            "config": self.config.model_dump(),
+            "features": self.features.model_dump(),
+        }
+        write_json_atomic(prep_path, meta)
+        return [model_path, prep_path]
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        """Rebuild a forecaster from files written by :meth:`save` (no pickle)."""
+        model_path = Path(directory) / MODEL_FILE
+        prep_path = Path(directory) / PREPROCESSOR_FILE
+        if not model_path.is_file() or not prep_path.is_file():
+            raise ArtifactError(f"{directory} lacks {MODEL_FILE} or {PREPROCESSOR_FILE}")
+        meta = read_json(prep_path)
+        if meta.get("format_version") != FORMAT_VERSION or meta.get("model_type") != "xgboost":
+            raise ArtifactError(f"{prep_path} is not an xgboost preprocessor v{FORMAT_VERSION}")
+        forecaster = cls(XGBoostConfig(**meta["config"]), FeatureConfig(**meta["features"]))
+        booster = xgb.Booster()
+        try:
+            booster.load_model(str(model_path))
+        except xgb.core.XGBoostError as exc:
+            raise ArtifactError(f"cannot load {model_path}: {exc}") from exc
+        booster.set_param({"nthread": forecaster.config.nthread})
+        forecaster.booster_ = booster
+        forecaster.builder_ = FeatureBuilder.from_dict(meta["builder"])
+        forecaster.origin_ = pd.Timestamp(meta["origin"])
+        return forecaster
+
+
+def _horizon_steps(future: pd.DataFrame, origin: pd.Timestamp) -> npt.NDArray[np.int64]:
+    if future.empty:
+        raise DataValidationError("future has no rows")
+    steps = ((pd.DatetimeIndex(future[DATE]) - origin).days).to_numpy(dtype=np.int64)
+    if (steps < 1).any() or (steps > HORIZON).any():
+        raise DataValidationError(
+            f"future dates must lie within {HORIZON} days after the history's last day {origin}"
+        )
+    return steps
+
+
+def _series_index(panel: Panel, future: pd.DataFrame) -> npt.NDArray[np.intp]:
+    """Panel rows of the distinct series in ``future`` (unknown series raise)."""
+    wanted = future[[STORE, FAMILY]].drop_duplicates()
+    key = pd.MultiIndex.from_frame(panel.keys.astype({FAMILY: str}))
+    idx = key.get_indexer(pd.MultiIndex.from_frame(wanted.astype({FAMILY: str})))
+    if (idx < 0).any():
+        first = wanted[idx < 0].iloc[0]
+        raise UnknownSeriesError(
+            f"store_nbr={first[STORE]}, family={first[FAMILY]!r} has no history"
+        )
+    return np.asarray(idx, dtype=np.intp)
+
+
+def _row_series(keys: pd.DataFrame, future: pd.DataFrame) -> npt.NDArray[np.intp]:
+    key = pd.MultiIndex.from_frame(keys.astype({FAMILY: str}))
+    rows = pd.MultiIndex.from_frame(future[[STORE, FAMILY]].astype({FAMILY: str}))
+    return np.asarray(key.get_indexer(rows), dtype=np.intp)
+
+
+def _promo_matrix(
+    keys: pd.DataFrame, future: pd.DataFrame, steps: npt.NDArray[np.int64], horizon: int
+) -> FloatArray:
+    """Onpromotion per (series, horizon day); days without a future row count as 0."""
+    promo = np.zeros((len(keys), horizon))
+    promo[_row_series(keys, future), steps - 1] = future[PROMO].to_numpy(dtype=np.float64)
+    return promo
