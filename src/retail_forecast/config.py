@@ -19,61 +19,90 @@ class DataConfig(Section):
     data_dir: str = "data/default"
     processed_dir: Path = Path("data/processed")
     quarantine_dir: Path = Path("data/quarantine")
-    max_quarantine_share: float = Field(0.001, ge=0.0, le=1.0)
+    max_quarantine_share: float = Field(default=0.001, ge=0.0, le=1.0)
+    # RELIABILITY 21: any duplicate-key or unknown-store row fails the run (after quarantine).
+    fail_on_key_rules: bool = True
 
 
 class FeatureConfig(Section):
-    feature_set: Literal["required", "extended"] = "required"
-    horizon: int = Field(16, ge=1, le=64)
+    # "extended" won the backtest (bench/RESULTS.md, backtest_xgboost); "required" = seed's 11
+    feature_set: Literal["required", "extended"] = "extended"
+    horizon: int = Field(default=16, ge=1, le=64)
 
 
 class XGBoostConfig(Section):
-    n_estimators: int = Field(2000, ge=1)
-    learning_rate: float = Field(0.05, gt=0)
-    max_depth: int = Field(8, ge=1)
+    n_estimators: int = Field(default=1000, ge=1)  # early stopping ends at ~200-300 at eta 0.1
+    learning_rate: float = Field(default=0.1, gt=0)
+    max_depth: int = Field(default=8, ge=1)
     min_child_weight: float = 1.0
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.8, gt=0, le=1)
-    max_bin: int = Field(256, ge=16)
-    early_stopping_rounds: int = Field(50, ge=1)
-    nthread: int = Field(2, ge=1)
+    subsample: float = Field(default=0.8, gt=0, le=1)
+    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
+    max_bin: int = Field(default=256, ge=16)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+    nthread: int = Field(default=2, ge=1)
     seed: int = 0
-    train_start: str | None = None
-    dead_series_days: int = Field(21, ge=0)
+    train_start: str | None = "2015-01-01"  # recent data only (backtest: 2015+ beat 2016+)
+    dead_series_days: int = Field(default=21, ge=0)
+    valid_days: int = Field(default=16, ge=1)  # early stopping on the last days before the origin
+    refit_full: bool = False  # retrain on train + valid slice with the best round count
+    drop_before_first_sale: bool = True  # a series' days before its first sale are not trained
+    # training days left out, as inclusive ISO (start, end) pairs, e.g. the April 2016 earthquake
+    exclude_ranges: tuple[tuple[str, str], ...] = (("2016-04-16", "2016-05-31"),)
 
 
 class LSTMConfig(Section):
-    window: int = Field(56, ge=7)
-    hidden_size: int = Field(64, ge=4)
-    embedding_dim: int = Field(8, ge=1)
-    num_layers: int = Field(1, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    batch_size: int = Field(512, ge=1)
-    epochs: int = Field(12, ge=1)
-    windows_per_epoch: int = Field(65536, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
-    patience: int = Field(3, ge=1)
+    window: int = Field(default=56, ge=7)
+    hidden_size: int = Field(default=64, ge=4)
+    embedding_dim: int = Field(default=8, ge=1)
+    num_layers: int = Field(default=1, ge=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    batch_size: int = Field(default=512, ge=1)
+    epochs: int = Field(default=12, ge=1)
+    windows_per_epoch: int = Field(default=65536, ge=1)
+    windows_per_series: int = Field(default=36, ge=1)  # per epoch, capped by the above
+    learning_rate: float = Field(default=3e-3, gt=0)
+    patience: int = Field(default=3, ge=1)
     seed: int = 0
-    num_threads: int = Field(2, ge=1)
+    # 1 thread: on a busy 2-core machine 2 threads ran ~20x slower (bench/RESULTS.md lstm_quick)
+    num_threads: int = Field(default=1, ge=1)
+    # Per-series scaler: mean/std of log1p sales over the last scaler_days training days.
+    scaler_days: int = Field(default=365, ge=7)
+    min_std: float = Field(default=0.1, gt=0)
+    # Training origins are drawn with weight 0.5 ** (age / recency_halflife_days).
+    recency_halflife_days: float = Field(default=365.0, gt=0)
+    level_days: int = Field(default=14, ge=0)  # the net predicts around the mean of the last days
+    skip_days: int = Field(default=14, ge=0)  # last scaled days fed straight to the horizon head
+    grad_clip: float = Field(default=1.0, gt=0)
+    lr_decay: float = Field(default=1.0, gt=0, le=1)  # learning rate x lr_decay after every epoch
+    day_of_month: bool = True  # day-of-month embedding (paydays): -0.007 RMSLE on F1
+    dead_series_days: int = Field(default=21, ge=0)  # zero sales this long before the origin -> 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 class BacktestConfig(Section):
-    folds: int = Field(4, ge=1)
-    horizon: int = Field(16, ge=1)
-    step: int = Field(16, ge=1)
+    folds: int = Field(default=4, ge=1)
+    horizon: int = Field(default=16, ge=1)
+    step: int = Field(default=16, ge=1)
 
 
 class ApiConfig(Section):
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
-    max_rows: int = Field(50_000, ge=1)
-    request_timeout_s: float = Field(10.0, gt=0)
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_rows: int = Field(default=50_000, ge=1)
+    request_timeout_s: float = Field(default=10.0, gt=0)
     api_keys: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     cors_allow_credentials: bool = False
     admin_enabled: bool = False
-    threads: int = Field(4, ge=1)
+    threads: int = Field(default=4, ge=1)
+    # per worker; more gets 503 + Retry-After (promise 6)
+    max_in_flight: int = Field(default=64, ge=1)
+    retry_after_s: int = Field(default=1, ge=1)
+    # LocalPredictor's history store: <history_dir>/<bundle version>.sqlite (survives restarts)
+    history_dir: Path = Path("data/history")
+    # "sagemaker": models run on the endpoints named in AwsConfig (plain PREDICTOR_BACKEND too)
+    predictor_backend: Literal["local", "sagemaker"] = "local"
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> ApiConfig:
@@ -89,14 +118,61 @@ class AwsConfig(Section):
     prefix: str = "retail-forecast"
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 70.0
-    max_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    # SageMaker (`aws deploy`, SageMakerPredictor). The plain names XGBOOST_ENDPOINT_NAME,
+    # LSTM_ENDPOINT_NAME and SAGEMAKER_ROLE_ARN fill these when RF_AWS__... is not set
+    # (retail_forecast.aws.env.resolve_aws_config). Credentials never live here: boto3 reads
+    # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE from the environment or .env.
+    role_arn: str | None = None
+    xgboost_image_uri: str | None = None  # None: the PyTorch CPU training image (see deploy.py)
+    pytorch_training_image_uri: str | None = None
+    pytorch_inference_image_uri: str | None = None
+    xgboost_instance_type: str = "ml.m5.xlarge"
+    lstm_instance_type: str = "ml.m5.xlarge"
+    endpoint_instance_type: str = "ml.m5.large"
+    xgboost_endpoint_name: str = "retail-forecast-xgboost"
+    lstm_endpoint_name: str = "retail-forecast-lstm"
+    max_runtime_s: int = Field(default=6 * 3600, ge=60)
+    # SageMakerPredictor: InvokeEndpoint body cap per call (SageMaker allows 6 MB), the time
+    # budget of one call's retries, and the runtime endpoint (None: AWS, or boto3's
+    # AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME; a local `serve-sagemaker` server can stand in)
+    invoke_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=6_000_000)
+    invoke_budget_s: float = Field(default=8.0, gt=0)
+    runtime_endpoint_url: str | None = None
+    volume_size_gb: int = Field(default=30, ge=1)
 
 
 class MonitoringConfig(Section):
     db_path: Path = Path("data/monitoring.sqlite")
-    drift_threshold: float = Field(0.1, gt=0)
-    degradation_ratio: float = Field(1.2, gt=1)
-    window_days: int = Field(7, ge=1)
+    drift_threshold: float = Field(default=0.1, gt=0)
+    degradation_ratio: float = Field(default=1.2, gt=1)
+    window_days: int = Field(default=7, ge=1)
+    # Drift (monitoring/drift.py). Evidently's defaults: Wasserstein (normed) for numeric and
+    # Jensen-Shannon for categorical columns above 1,000 rows, threshold 0.1 for each.
+    numeric_test: Literal["wasserstein", "psi", "ks"] = "wasserstein"
+    categorical_test: Literal["jensenshannon", "psi"] = "jensenshannon"
+    feature_tests: dict[str, Literal["wasserstein", "psi", "ks", "jensenshannon"]] = {}
+    feature_thresholds: dict[str, float] = {}  # per-feature override of drift_threshold
+    # zero-sales share and share of rows on promotion: absolute change; mean onpromotion:
+    # relative change; vanished series: share of the reference's series absent from the window
+    zero_share_threshold: float = Field(default=0.05, gt=0)
+    promo_share_threshold: float = Field(default=0.1, gt=0)
+    promo_mean_threshold: float = Field(default=0.25, gt=0)
+    vanished_series_threshold: float = Field(default=0.05, gt=0)
+    # per family: low-volume families swing 0.1-0.2 month to month on the real data
+    zero_share_family_threshold: float = Field(default=0.2, gt=0)
+    # |change of mean log1p(sales)|: 0.1 = a ~10% level shift, which the pooled per-feature
+    # tests miss (the spread across series dwarfs it: 0.1 is ~0.04 reference std)
+    sales_level_threshold: float = Field(default=0.1, gt=0)
+    min_rows: int = Field(default=100, ge=1)  # fewer non-missing values -> insufficient_data
+    reference_bins: int = Field(default=20, ge=2, le=200)
+    reference_days: int = Field(default=90, ge=1)  # training days profiled into the reference
+    drift_window_days: int = Field(default=28, ge=1)  # recent days `monitor drift` compares
+    min_accuracy_rows: int = Field(default=100, ge=1)  # joined rows needed before an alert
+    db_timeout_s: float = Field(default=2.0, gt=0)  # SQLite busy timeout, then the write drops
+    # API: served predictions wait for the log writer thread in a queue bounded by rows;
+    # past it a batch is dropped (counted, logged), never waited for (promise 26)
+    log_queue_rows: int = Field(default=200_000, ge=1)
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,92 @@
+"""HybridForecaster: XGBoost and LSTM blended in log space with learned per-family weights."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from retail_forecast.errors import ArtifactError
+from retail_forecast.features.calendar import is_closed_day
+from retail_forecast.models.blend import BlendWeights
+from retail_forecast.models.lstm import LSTMForecaster
+from retail_forecast.models.xgboost import XGBForecaster
+from retail_forecast.schema import DATE, FAMILY, STORE, TARGET
+
+logger = logging.getLogger(__name__)
+
+MODEL = "model"
+BLEND_KEY = "blend_weights"
+
+
+def dead_series_mask(
+    history: pd.DataFrame, future: pd.DataFrame, *, days: int
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per future row: its series sold nothing over the last ``days`` days of ``history``."""
+    if days == 0:
+        return np.zeros(len(future), dtype=np.bool_)
+    origin = history[DATE].max()
+    recent = history[history[DATE] > origin - pd.Timedelta(days=days)]
+    totals = recent.groupby([STORE, FAMILY], observed=True)[TARGET].sum()
+    dead = totals[totals <= 0].index
+    keys = pd.MultiIndex.from_frame(future[[STORE, FAMILY]].astype({FAMILY: str}))
+    dead_keys = pd.MultiIndex.from_arrays(
+        [dead.get_level_values(0), dead.get_level_values(1).astype(str)]
+    )
+    return np.asarray(keys.isin(dead_keys), dtype=np.bool_)
+
+
+class HybridForecaster:
+    """Both models predict; the blend is ``w * log1p(xgb) + (1 - w) * log1p(lstm)`` per family.
+
+    ``predict`` adds a ``model`` column: ``hybrid`` where both contribute, the single model's
+    name where a weight is 0 or 1, and ``zero_rule`` for series the dead-series rule zeroed.
+    """
+
+    def __init__(self, xgboost: XGBForecaster, lstm: LSTMForecaster, weights: BlendWeights) -> None:
+        self.xgboost = xgboost
+        self.lstm = lstm
+        self.weights = weights
+
+    def fit(self, history: pd.DataFrame) -> Self:
+        self.xgboost.fit(history)
+        self.lstm.fit(history)
+        return self
+
+    def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        families = future[FAMILY].astype(str).reset_index(drop=True)
+        weight = self.weights.weights_for(families)
+        log_x = np.zeros(len(future))
+        log_l = np.zeros(len(future))
+        if (weight > 0).any():
+            log_x = np.log1p(self.xgboost.predict(history, future)[TARGET].to_numpy(np.float64))
+        if (weight < 1).any():
+            log_l = np.log1p(self.lstm.predict(history, future)[TARGET].to_numpy(np.float64))
+        sales = np.clip(np.expm1(weight * log_x + (1.0 - weight) * log_l), 0.0, None)
+        labels = self.weights.model_labels(families)
+        dead = dead_series_mask(history, future, days=self.xgboost.config.dead_series_days)
+        closed = is_closed_day(pd.DatetimeIndex(future[DATE]))
+        sales[dead | closed] = 0.0
+        labels[dead] = "zero_rule"
+        out = future.copy()
+        out[TARGET] = sales
+        out[MODEL] = labels
+        return out
+
+    def save(self, directory: Path) -> list[Path]:
+        """Write both models' files; the weights go in the manifest (see ``metadata``)."""
+        return [*self.xgboost.save(directory), *self.lstm.save(directory)]
+
+    def metadata(self) -> dict[str, Any]:
+        return {BLEND_KEY: self.weights.to_dict()}
+
+    @classmethod
+    def load(cls, directory: Path, metadata: dict[str, Any]) -> Self:
+        """Load from a VERIFIED bundle directory and its manifest metadata."""
+        if BLEND_KEY not in metadata:
+            raise ArtifactError(f"{directory}: manifest metadata has no {BLEND_KEY}")
+        weights = BlendWeights.from_dict(metadata[BLEND_KEY])
+        return cls(XGBForecaster.load(directory), LSTMForecaster.load(directory), weights)

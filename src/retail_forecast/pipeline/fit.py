@@ -1,0 +1,124 @@
+"""build_dataset -> backtest -> final fit of both models -> blend -> ModelBundle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from retail_forecast.artifacts import BundleWriter
+from retail_forecast.config import Settings
+from retail_forecast.errors import ArtifactError
+from retail_forecast.models.blend import BlendWeights
+from retail_forecast.models.hybrid import HybridForecaster
+from retail_forecast.models.lstm import LSTMForecaster
+from retail_forecast.models.xgboost import XGBForecaster
+from retail_forecast.monitoring.reference import write_reference
+from retail_forecast.pipeline.build_dataset import BuiltDataset
+from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE
+from retail_forecast.training.backtest import BacktestResult, run_backtest
+from retail_forecast.training.hybrid import add_hybrid
+from retail_forecast.utils.io import write_parquet_atomic
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.parquet"
+HISTORY_DAYS = 120  # what serving keeps per series: >= every model's lookback + margin
+CONFIG_SECTIONS = ("features", "xgboost", "lstm", "backtest")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` produced: the published bundle and the backtest behind its weights."""
+
+    version: str
+    path: Path
+    backtest: BacktestResult
+    weights: BlendWeights
+    seconds: dict[str, float]
+    forecaster: HybridForecaster
+
+
+def model_factories(
+    settings: Settings, holidays: pd.DataFrame | None
+) -> dict[str, Callable[[], XGBForecaster | LSTMForecaster]]:
+    """Return fresh, unfitted forecasters for the backtest and the final fit."""
+    return {
+        "xgboost": lambda: XGBForecaster(settings.xgboost, settings.features, holidays=holidays),
+        "lstm": lambda: LSTMForecaster(settings.lstm),
+    }
+
+
+def serving_domain(sales: pd.DataFrame) -> dict[str, Any]:
+    """Return what requests may ask for, recorded in the manifest (RELIABILITY promise 19)."""
+    return {
+        "stores": sorted(int(s) for s in sales[STORE].unique()),
+        "families": sorted(str(f) for f in sales[FAMILY].unique()),
+        "history_start": str(sales[DATE].min().date()),
+        "history_end": str(sales[DATE].max().date()),
+        "horizon": HORIZON,
+        "onpromotion_max": int(sales[PROMO].max()),
+    }
+
+
+def train_bundle(
+    dataset: BuiltDataset,
+    settings: Settings,
+    *,
+    out_dir: Path,
+    progress: bool = False,
+    make_current: bool = True,
+) -> TrainResult:
+    """Backtest both models, learn the blend, refit on all data and publish a verified bundle."""
+    sales = dataset.sales
+    factories = model_factories(settings, dataset.holidays)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    cfg = settings.backtest
+    result = run_backtest(
+        sales, factories, folds=cfg.folds, horizon=cfg.horizon, step=cfg.step, progress=progress
+    )
+    result, weights = add_hybrid(result)
+    seconds["backtest"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    xgb = XGBForecaster(settings.xgboost, settings.features, holidays=dataset.holidays).fit(sales)
+    lstm = LSTMForecaster(settings.lstm).fit(sales)
+    hybrid = HybridForecaster(xgb, lstm, weights)
+    seconds["final_fit"] = round(time.perf_counter() - started, 1)
+    metadata = {
+        **hybrid.metadata(),
+        "model_type": "hybrid",
+        "train_window": {
+            "start": str(sales[DATE].min().date()),
+            "end": str(sales[DATE].max().date()),
+        },
+        "feature_names": xgb.builder_.feature_names,
+        "feature_set": settings.features.feature_set,
+        "horizon": HORIZON,
+        "domain": serving_domain(sales),
+        "metrics": {"mean_rmsle": result.mean_rmsle()},
+        "history_file": HISTORY_FILE,
+        "train_seconds": seconds,
+    }
+    config = settings.model_dump(mode="json", include=set(CONFIG_SECTIONS))
+    with BundleWriter(
+        out_dir,
+        fingerprint=dataset.fingerprint,
+        metadata=metadata,
+        config=config,
+        metrics=result.to_dict(),
+        make_current=make_current,
+    ) as writer:
+        hybrid.save(writer.directory)
+        write_reference(writer.directory, sales)
+        tail = sales[sales[DATE] > sales[DATE].max() - pd.Timedelta(days=HISTORY_DAYS)]
+        write_parquet_atomic(writer.directory / HISTORY_FILE, tail.reset_index(drop=True))
+    if writer.version is None or writer.path is None:
+        raise ArtifactError(f"{out_dir}: the bundle was not published")
+    logger.info("trained bundle version=%s seconds=%s", writer.version, seconds)
+    return TrainResult(writer.version, writer.path, result, weights, seconds, hybrid)
