@@ -1,0 +1,214 @@
+"""LocalPredictor: the verified bundle's hybrid model in-process, over a persistent history store.
+
+Loading verifies every file of ``<artifacts>/current`` (sha256, size, content type) before any
+model deserializer runs. The history store is ``<history_dir>/<version>.sqlite``: a new bundle
+starts from its own ``history.parquet``; a restart reopens the file with every appended actual.
+
+Thread safety: a request reads one immutable :class:`HistorySnapshot`; the models are read-only
+after loading (XGBoost ``inplace_predict`` is thread-safe for tree models, ``nthread`` is set to
+1 per DESIGN.md section 5: concurrency comes from requests, not from threads inside one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from retail_forecast.artifacts import ModelBundle
+from retail_forecast.config import Settings
+from retail_forecast.errors import ArtifactError, DataValidationError
+from retail_forecast.inference.history import HistoryStore
+from retail_forecast.inference.postprocess import MODEL, finalize
+from retail_forecast.inference.predictor import ServingDomain
+from retail_forecast.inference.preprocess import (
+    canonical_rows,
+    history_from_snapshot,
+    horizon_steps,
+    requested_series,
+    select_history,
+)
+from retail_forecast.models.hybrid import HybridForecaster
+from retail_forecast.schema import DATE, HORIZON, TARGET
+
+logger = logging.getLogger(__name__)
+
+PROMO_CAP_FACTOR = 10
+DEFAULT_HISTORY_FILE = "history.parquet"
+REFERENCE_FILE = "reference.parquet"
+
+
+class LocalPredictor:
+    """Implements :class:`~retail_forecast.inference.predictor.Predictor` from a local bundle."""
+
+    def __init__(
+        self, bundle: ModelBundle, model: HybridForecaster, store: HistoryStore | None
+    ) -> None:
+        self.bundle = bundle
+        self.model = model
+        self.store = store
+        meta = bundle.manifest.metadata
+        try:
+            domain = meta["domain"]
+            self._stores = tuple(sorted(int(s) for s in domain["stores"]))
+            self._families = tuple(sorted(str(f) for f in domain["families"]))
+            self._horizon = int(domain.get("horizon", meta.get("horizon", HORIZON)))
+            self._promo_cap = PROMO_CAP_FACTOR * max(int(domain["onpromotion_max"]), 1)
+            self._bundle_end = pd.Timestamp(domain["history_end"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{bundle.path}: manifest domain is malformed ({exc})") from None
+        self.n_days = store.n_days if store is not None else self._bundle_history_days()
+        self._metrics: dict[str, Any] | None = (
+            bundle.read_json("metrics.json") if bundle.has("metrics.json") else None
+        )
+        metrics = self._metrics or {}
+        self._mean_rmsle = metrics.get("mean", meta.get("metrics", {}).get("mean_rmsle"))
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, settings: Settings) -> Self:
+        """Verify and load ``settings.artifacts_dir/current``; open or create its history store."""
+        bundle = ModelBundle.open_current(settings.artifacts_dir)
+        db_path = Path(settings.api.history_dir) / f"{bundle.version}.sqlite"
+        predictor = cls.from_bundle(bundle, history_db=db_path)
+        logger.info(
+            "local predictor loaded version=%s history_end=%s db=%s",
+            bundle.version,
+            predictor.domain.history_end,
+            db_path,
+        )
+        return predictor
+
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle, *, history_db: Path | None = None) -> Self:
+        """Load the models of a VERIFIED bundle; ``history_db=None``: no store (batch use)."""
+        model = HybridForecaster.load(bundle.path, dict(bundle.manifest.metadata))
+        model.xgboost.booster_.set_param({"nthread": 1})
+        store = None if history_db is None else _open_store(bundle, history_db)
+        return cls(bundle, model, store)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    # -- the Predictor protocol ----------------------------------------------------------------
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.version
+
+    @property
+    def domain(self) -> ServingDomain:
+        end = self.store.history_end if self.store is not None else self._bundle_end
+        return ServingDomain(
+            stores=self._stores,
+            families=self._families,
+            history_end=end.date(),
+            horizon=self._horizon,
+            onpromotion_cap=self._promo_cap,
+        )
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Forecast ``rows`` from the history store's current snapshot (see the protocol)."""
+        if self.store is None:
+            raise DataValidationError("this predictor has no history store; use predict_from")
+        snapshot = self.store.snapshot()
+        request = canonical_rows(rows, self._families)
+        history = history_from_snapshot(snapshot, requested_series(request))
+        return self._forecast(history, request, rows)
+
+    def predict_from(self, history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+        """Forecast ``rows`` from an explicit canonical history (e.g. a data directory's)."""
+        request = canonical_rows(rows, self._families)
+        recent = select_history(
+            history, requested_series(request), n_days=self.n_days, families=self._families
+        )
+        return self._forecast(recent, request, rows)
+
+    def append_actuals(self, rows: pd.DataFrame) -> int:
+        if self.store is None:
+            raise DataValidationError("this predictor has no history store")
+        return self.store.append_actuals(rows).n_new
+
+    def describe(self) -> dict[str, Any]:
+        meta = self.bundle.manifest.metadata
+        weights = meta.get("blend_weights", {})
+        return {
+            "version": self.model_version,
+            "backend": "local",
+            "model_type": meta.get("model_type", "hybrid"),
+            "created_at": self.bundle.manifest.created_at,
+            "data_fingerprint": self.bundle.manifest.data_fingerprint,
+            "train_window": meta.get("train_window"),
+            "feature_set": meta.get("feature_set"),
+            "horizon": self._horizon,
+            "metrics": {"mean_rmsle": self._mean_rmsle},
+            "blend": {
+                "global_xgboost_weight": weights.get("global_weight"),
+                "families_with_own_weight": len(weights.get("per_family", {})),
+            },
+            "history": {
+                "end": str(self.domain.history_end),
+                "days_kept": self.n_days,
+            },
+        }
+
+    # -- MonitoringSource (what /api/v1/monitoring reads) ------------------------------------
+
+    def history_frame(self) -> pd.DataFrame:
+        """Return the served history's complete days (the bundle's tail without a store)."""
+        if self.store is not None:
+            return self.store.to_frame()
+        name = str(self.bundle.manifest.metadata.get("history_file", DEFAULT_HISTORY_FILE))
+        return self.bundle.read_parquet(name)
+
+    def reference_profile(self) -> pd.DataFrame | None:
+        """Return the bundle's verified reference.parquet, or None when it has none."""
+        return self.bundle.read_parquet(REFERENCE_FILE) if self.bundle.has(REFERENCE_FILE) else None
+
+    def backtest_metrics(self) -> Mapping[str, Any] | None:
+        """Return the bundle's metrics.json (the backtest table), or None."""
+        return self._metrics
+
+    # -- shared path ---------------------------------------------------------------------------
+
+    def _forecast(
+        self, history: pd.DataFrame, request: pd.DataFrame, rows: pd.DataFrame
+    ) -> pd.DataFrame:
+        end = pd.Timestamp(history[DATE].max())
+        steps = horizon_steps(request, end)
+        if (steps < 1).any() or (steps > self._horizon).any():
+            raise DataValidationError(
+                f"rows must be dated {(end + pd.Timedelta(days=1)).date()} .. "
+                f"{(end + pd.Timedelta(days=self._horizon)).date()}"
+            )
+        output = self.model.predict(history, request)
+        result = finalize(request, output)
+        out = rows.copy()  # the caller's frame, index and dtypes unchanged
+        out[TARGET] = result[TARGET].to_numpy()
+        out[MODEL] = result[MODEL].to_numpy()
+        return out
+
+    def _bundle_history_days(self) -> int:
+        name = str(self.bundle.manifest.metadata.get("history_file", DEFAULT_HISTORY_FILE))
+        history = self.bundle.read_parquet(name)
+        return int(np.unique(history[DATE].to_numpy()).size)
+
+
+def _open_store(bundle: ModelBundle, db_path: Path) -> HistoryStore:
+    """Reopen this version's store (appended actuals survive) or create it from the bundle."""
+    if db_path.is_file():
+        store = HistoryStore.open(db_path)
+        logger.info("history store reopened db=%s end=%s", db_path, store.history_end.date())
+        return store
+    name = str(bundle.manifest.metadata.get("history_file", DEFAULT_HISTORY_FILE))
+    if not bundle.has(name):
+        raise ArtifactError(f"{bundle.path}: the manifest lists no {name}")
+    history = bundle.read_parquet(name)
+    n_days = int(np.unique(history[DATE].to_numpy()).size)
+    return HistoryStore.from_frame(history, n_days=n_days, db_path=db_path)
