@@ -50,9 +50,16 @@ API_PREFIX = "/api/v1"
 
 
 def default_loader(settings: Settings) -> Predictor:
-    """Verify and load ``settings.artifacts_dir/current`` in-process (LocalPredictor)."""
-    from retail_forecast.inference.local import LocalPredictor  # torch/xgboost: load lazily
+    """Verify and load ``settings.artifacts_dir/current``: in-process or on SageMaker endpoints.
 
+    The backend is ``RF_API__PREDICTOR_BACKEND`` or the plain ``PREDICTOR_BACKEND``
+    (``local`` by default, ``sagemaker``: see ``inference/sagemaker.py``).
+    """
+    from retail_forecast.inference.local import LocalPredictor  # torch/xgboost: load lazily
+    from retail_forecast.inference.sagemaker import SageMakerPredictor, resolve_backend
+
+    if resolve_backend(settings) == "sagemaker":
+        return SageMakerPredictor.load(settings)
     return LocalPredictor.load(settings)
 
 

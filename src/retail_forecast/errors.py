@@ -43,3 +43,11 @@ class UnknownVersionError(ForecastError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class RemoteModelError(ForecastError):
+    """A remote model endpoint refused or failed a request (SageMaker ModelError; API 502)."""
+
+
+class RemoteUnavailableError(ForecastError):
+    """A remote model endpoint stayed throttled, not ready or unreachable (API 503)."""

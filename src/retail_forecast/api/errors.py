@@ -19,6 +19,8 @@ from retail_forecast.errors import (
     DataValidationError,
     ForecastError,
     NotFittedError,
+    RemoteModelError,
+    RemoteUnavailableError,
     UnknownSeriesError,
     UnknownVersionError,
 )
@@ -38,6 +40,7 @@ _STATUS_CODES: Final = {
     415: "unsupported_media_type",
     422: "validation_error",
     500: "internal",
+    502: "bad_gateway",
     503: "unavailable",
     504: "timeout",
 }
@@ -125,6 +128,11 @@ def _status_of(exc: ForecastError) -> int:
 
 
 def _forecast_error_response(request: Request, exc: ForecastError) -> Response:
+    if isinstance(exc, RemoteModelError | RemoteUnavailableError):
+        # the model endpoint's own message (SageMaker ModelError / throttling), never input bytes
+        status = 502 if isinstance(exc, RemoteModelError) else 503
+        logger.error("model endpoint failed: %s", exc)
+        return render_error(request, ApiError(status, str(exc)[:2000]))
     status = _status_of(exc)
     if status >= 500:
         logger.error("request failed: %s", type(exc).__name__, exc_info=exc)
