@@ -1,0 +1,85 @@
+"""The 4-fold backtest of issue 4 on the real data: xgboost, lstm, the held-out hybrid blend,
+baselines and the mlforecast LightGBM peer, in one run, with the shipped default settings.
+
+Usage:
+    /usr/bin/time -v .venv/bin/python bench/backtest_hybrid.py \
+        --data-dir ../shared/data/favorita-store-sales --out bench/backtest_hybrid.json
+Per-row fold predictions go to --predictions (outside the repo: they hold real sales).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from backtest_xgboost import MLForecastPeer
+
+from retail_forecast.config import DataConfig, Settings
+from retail_forecast.pipeline.build_dataset import build_dataset
+from retail_forecast.pipeline.fit import model_factories
+from retail_forecast.training.backtest import run_backtest, summary_table
+from retail_forecast.training.hybrid import add_hybrid
+from retail_forecast.utils.log import configure_logging
+
+logger = logging.getLogger("bench")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("../shared/data/favorita-store-sales")
+    )
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--predictions", type=Path, default=Path(tempfile.gettempdir()) / "hybrid_folds.parquet"
+    )
+    parser.add_argument("--no-peer", action="store_true")
+    args = parser.parse_args()
+    configure_logging("INFO", None, to_stderr=True)
+    import lightgbm as lgb
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    started = time.perf_counter()
+    built = build_dataset(args.data_dir, DataConfig())
+    factories = dict(model_factories(settings, built.holidays))
+    if not args.no_peer:
+        factories["mlforecast_lgbm"] = lambda: MLForecastPeer(  # type: ignore[assignment,return-value]
+            lgb.LGBMRegressor(
+                n_estimators=500,
+                learning_rate=0.05,
+                num_leaves=255,
+                n_jobs=2,
+                random_state=0,
+                verbose=-1,
+            ),
+            train_start="2015-01-01",
+        )
+    result = run_backtest(built.sales, factories, folds=args.folds, horizon=16, step=16)
+    result, weights = add_hybrid(result)
+    wall = time.perf_counter() - started
+    result.predictions.to_parquet(args.predictions, index=False)
+    report = {
+        "command": " ".join(sys.argv),
+        "settings": settings.model_dump(mode="json", include={"features", "xgboost", "lstm"}),
+        "wall_seconds": round(wall, 1),
+        "blend_weights": weights.to_dict(),
+        **result.to_dict(),
+    }
+    if args.out is not None:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    from rich.console import Console
+
+    Console().print(summary_table(result))
+    print(json.dumps({"mean": report["mean"], "wall_seconds": report["wall_seconds"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
