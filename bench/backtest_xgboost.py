@@ -1,9 +1,10 @@
 """Backtest XGBForecaster on the real Favorita data next to baselines and mlforecast peers.
 
-Usage (the full bench):
+Usage (the bench as recorded in bench/RESULTS.md):
     .venv/bin/python bench/backtest_xgboost.py --data-dir ../shared/data/favorita-store-sales \
-        --out bench/backtest_xgboost.json
-Prototype on the main fold only: add ``--folds 1``.
+        --folds 4 --feature-sets required,extended --peers lgbm --train-start 2015-01-01 \
+        --exclude-quake --eta 0.1 --rounds 1000 --out bench/backtest_xgboost.json
+Prototype on the main fold only: ``--folds 1``; folds 3-4 only: ``--folds 2 --drop-last-days 32``.
 """
 
 from __future__ import annotations
