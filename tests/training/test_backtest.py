@@ -161,3 +161,56 @@ def test_cli_refuses_unknown_model(tmp_path: Any, monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(app, ["backtest", "--data-dir", ".", "--models", "prophet"])
     assert result.exit_code == 1
     assert "unknown models" in result.output
+    assert "choose from ['hybrid', 'lstm', 'xgboost']" in result.output
+
+
+@pytest.mark.integration
+def test_cli_backtest_runs_lstm_and_held_out_hybrid(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from retail_forecast.cli import app
+    from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
+
+    write_dataset(tmp_path / "data", SyntheticConfig(n_stores=2, n_families=3, n_days=200, seed=3))
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "RF_XGBOOST__N_ESTIMATORS": "30",
+        "RF_XGBOOST__NTHREAD": "1",
+        "RF_LSTM__EPOCHS": "1",
+        "RF_LSTM__WINDOWS_PER_EPOCH": "256",
+        "RF_LSTM__HIDDEN_SIZE": "8",
+        "RF_LSTM__WINDOW": "28",
+        "RF_LSTM__SCALER_DAYS": "60",
+        "RF_LSTM__DEVICE": "cpu",
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(
+        app,
+        [
+            "backtest",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--models",
+            "xgboost,lstm,hybrid",
+            "--folds",
+            "2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    expected = {"xgboost", "lstm", "hybrid", "zero", "last_value", "mean_14", "seasonal_naive"}
+    assert len(out["folds"]) == 2
+    for fold in out["folds"]:
+        assert set(fold["rmsle"]) == expected
+    assert set(out["mean"]) == expected
+    assert all(np.isfinite(v) for v in out["mean"].values())
+
+
+def test_cli_hybrid_alone_implies_its_two_models() -> None:
+    from retail_forecast.commands.modeling import _model_names
+
+    assert _model_names("hybrid") == ["xgboost", "lstm", "hybrid"]
+    assert _model_names(" lstm , hybrid,") == ["xgboost", "lstm", "hybrid"]

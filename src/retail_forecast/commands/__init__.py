@@ -1,0 +1,1 @@
+"""Typer command modules of ``retail-forecast``; ``retail_forecast.cli`` registers them."""

@@ -1,0 +1,53 @@
+"""``retail-forecast aws``: a thin Typer layer over ``retail_forecast.aws.commands``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retail_forecast.commands.common import load_settings, print_json
+
+app = typer.Typer(help="S3 storage (data + model.tar.gz) and SageMaker deploy.")
+
+BucketOpt = Annotated[str | None, typer.Option("--bucket", help="S3 bucket (RF_AWS__BUCKET).")]
+PrefixOpt = Annotated[str | None, typer.Option("--prefix", help="Key prefix (RF_AWS__PREFIX).")]
+
+
+@app.command("upload")
+def aws_upload(
+    bucket: BucketOpt = None,
+    prefix: PrefixOpt = None,
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Bundle dir or artifacts root (current).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Processed or Kaggle-layout data dir.")
+    ] = None,
+) -> None:
+    """Upload train.csv/test.csv and the current bundle as model.tar.gz, manifests last."""
+    from retail_forecast.aws import commands
+
+    settings = load_settings(json_output=True)
+    aws = commands.aws_settings(settings, bucket=bucket, prefix=prefix)
+    print_json(commands.upload(settings, aws=aws, artifacts=artifacts, data_dir=data_dir))
+
+
+@app.command("deploy")
+def aws_deploy(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the exact requests as JSON; send nothing.")
+    ] = False,
+    bucket: BucketOpt = None,
+    prefix: PrefixOpt = None,
+    stamp: Annotated[
+        str | None, typer.Option("--stamp", help="Name suffix (default: UTC yyyymmddthhmmss).")
+    ] = None,
+) -> None:
+    """Create the SageMaker training jobs, models, endpoint configs and endpoints."""
+    from retail_forecast.aws import commands
+
+    settings = load_settings(json_output=True)
+    aws = commands.aws_settings(settings, bucket=bucket, prefix=prefix)
+    print_json(commands.deploy(settings, aws=aws, dry_run=dry_run, stamp=stamp))

@@ -1,0 +1,186 @@
+"""Model commands: ``backtest``, ``train``, ``run``, ``example-request`` and ``forecast``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from retail_forecast.commands.common import (
+    EXIT_ERROR,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    print_json,
+    with_artifacts,
+)
+from retail_forecast.commands.serving import serve_api
+from retail_forecast.config import Settings
+
+MODEL_NAMES = ("xgboost", "lstm", "hybrid")  # hybrid: held-out blend of xgboost and lstm
+DEFAULT_DATA_HELP = "Kaggle-layout directory (default: settings; the built-in synthetic data)."
+
+
+def backtest(
+    data_dir: Annotated[str, typer.Option("--data-dir", help="Directory with Kaggle files.")],
+    models: Annotated[
+        str,
+        typer.Option(
+            "--models",
+            help="Comma-separated models to evaluate: xgboost, lstm, hybrid "
+            "(hybrid also runs xgboost and lstm).",
+        ),
+    ] = "xgboost",
+    folds: Annotated[int | None, typer.Option("--folds", min=1, help="Rolling windows.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Rolling-origin backtest (refit per fold) of the models next to the four baselines."""
+    from retail_forecast.pipeline.build_dataset import build_dataset
+    from retail_forecast.pipeline.fit import model_factories
+    from retail_forecast.training.backtest import run_backtest, summary_table
+    from retail_forecast.training.hybrid import add_hybrid
+
+    settings = load_settings(json_output=json_output)
+    names = _model_names(models)  # fail fast on unknown names, before reading any data
+    built = build_dataset(data_dir, settings.data)
+    factories = model_factories(settings, built.holidays)
+    result = run_backtest(
+        built.sales,
+        {name: factories[name] for name in names if name != "hybrid"},
+        folds=folds or settings.backtest.folds,
+        horizon=settings.backtest.horizon,
+        step=settings.backtest.step,
+        progress=not json_output,
+    )
+    if "hybrid" in names:
+        result, _ = add_hybrid(result)
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        console.print(summary_table(result))
+
+
+def _model_names(models: str) -> list[str]:
+    """Parse ``--models``; ``hybrid`` brings in the xgboost and lstm models it blends."""
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = sorted(set(names) - set(MODEL_NAMES))
+    if unknown or not names:
+        raise fail(f"unknown models {unknown}; choose from {sorted(MODEL_NAMES)}", EXIT_ERROR)
+    if "hybrid" in names:
+        names = [n for n in ("xgboost", "lstm") if n not in names] + names
+    return list(dict.fromkeys(names))
+
+
+def _resolve_data_dir(data_dir: str | None, settings: Settings) -> str:
+    """Return the data directory; generate the built-in default data when it is missing."""
+    from retail_forecast.data_processing.synthetic import default_config, write_dataset
+
+    chosen = data_dir or settings.data.data_dir
+    is_default = data_dir is None and chosen == "data/default"
+    if is_default and not (Path(chosen) / "train.csv").exists():
+        console.print(f"generating the built-in synthetic data in {chosen} ...")
+        write_dataset(Path(chosen), default_config())
+    return chosen
+
+
+def _train(data_dir: str | None, out: Path | None, settings: Settings) -> Any:
+    from retail_forecast.pipeline.build_dataset import import_dataset
+    from retail_forecast.pipeline.fit import train_bundle
+    from retail_forecast.training.backtest import summary_table
+
+    chosen = _resolve_data_dir(data_dir, settings)
+    built = import_dataset(chosen, settings.data)
+    console.print(
+        f"data: {built.report.rows_kept:,} rows kept, {built.report.rows_quarantined:,} "
+        f"quarantined, fingerprint {built.fingerprint[:12]}"
+    )
+    result = train_bundle(built, settings, out_dir=out or settings.artifacts_dir, progress=True)
+    console.print(summary_table(result.backtest))
+    weights = result.weights
+    console.print(
+        f"blend: xgboost weight {weights.global_weight:.2f} "
+        f"({len(weights.per_family)} families with their own weight)"
+    )
+    console.print(f"bundle [bold]{result.version}[/bold] written to {result.path} (current)")
+    return result
+
+
+def train(
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help=DEFAULT_DATA_HELP)] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Bundle root (default: artifacts/).")
+    ] = None,
+) -> None:
+    """Ingest, validate, backtest, fit XGBoost + LSTM on all data, blend, write a bundle."""
+    _train(data_dir, out, load_settings())
+
+
+def run(
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help=DEFAULT_DATA_HELP)] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Default 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+) -> None:
+    """Run the main job: (generate the built-in data) -> train -> serve on 127.0.0.1:8000."""
+    settings = load_settings()
+    _train(data_dir, None, settings)
+    console.print(
+        f"serving on http://{host or settings.api.host}:{port or settings.api.port} "
+        "(Ctrl+C stops); try: curl -s -X POST .../api/v1/predict "
+        "-H 'Content-Type: application/json' -d \"$(retail-forecast example-request)\""
+    )
+    serve_api(settings, host, port)
+
+
+def example_request(
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Bundle root (default: artifacts/).")
+    ] = None,
+    store: Annotated[
+        int | None, typer.Option("--store", help="store_nbr (default: first).")
+    ] = None,
+    family: Annotated[str | None, typer.Option("--family", help="family (default: first).")] = None,
+) -> None:
+    """Print a valid POST /api/v1/predict body: one series, the 16 days after the bundle's data."""
+    import datetime as dt
+
+    from retail_forecast.artifacts import ModelBundle
+
+    settings = load_settings(json_output=True)
+    domain = ModelBundle.open_current(artifacts or settings.artifacts_dir).manifest.metadata[
+        "domain"
+    ]
+    start = dt.date.fromisoformat(domain["history_end"]) + dt.timedelta(days=1)
+    rows = [
+        {
+            "date": str(start + dt.timedelta(days=k)),
+            "store_nbr": store if store is not None else domain["stores"][0],
+            "family": family if family is not None else domain["families"][0],
+            "onpromotion": 0,
+        }
+        for k in range(int(domain["horizon"]))
+    ]
+    sys.stdout.write(json.dumps({"rows": rows}) + "\n")
+
+
+def forecast(
+    data_dir: Annotated[str, typer.Option("--data-dir", help="Kaggle-layout dir with test.csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Submission CSV to write (id,sales).")],
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Bundle root; uses its `current`.")
+    ] = None,
+) -> None:
+    """Forecast test.csv with the current bundle through the serving code; write id,sales."""
+    from retail_forecast.pipeline.batch_forecast import forecast_test, write_submission
+
+    settings = with_artifacts(load_settings(), artifacts)
+    with err_console.status("forecasting"):
+        result = forecast_test(data_dir, settings)
+        path = write_submission(result.rows, out)
+    console.print(
+        f"{len(result.rows):,} forecasts from bundle {result.model_version} "
+        f"(history to {result.history_end.date()}) written to {path}"
+    )

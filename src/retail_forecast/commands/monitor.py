@@ -1,0 +1,213 @@
+"""``retail-forecast monitor``: drift vs the bundle's reference, accuracy over time, alerts."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from retail_forecast.commands.common import (
+    EXIT_ERROR,
+    EXIT_MONITOR_UNAVAILABLE,
+    console,
+    fail,
+    load_settings,
+    print_json,
+)
+from retail_forecast.config import Settings
+from retail_forecast.errors import ForecastError
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(help="Drift vs the bundle's reference, accuracy over time, alerts.")
+
+ArtifactsOpt = Annotated[
+    Path | None, typer.Option("--artifacts", help="Bundle root (default: settings).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _current_bundle(artifacts: Path) -> Any:
+    from retail_forecast.artifacts import ModelBundle
+
+    return ModelBundle.open_current(artifacts)
+
+
+def _reference_profile(reference: Path | None, artifacts: Path) -> Any:
+    import pandas as pd
+
+    from retail_forecast.errors import MissingInputError
+
+    if reference is not None:
+        if not reference.is_file():
+            raise MissingInputError(f"reference profile {reference} not found")
+        return pd.read_parquet(reference)
+    return _current_bundle(artifacts).read_parquet("reference.parquet")
+
+
+def _drift_window(data_dir: str, settings: Settings, window_days: int | None) -> Any:
+    import pandas as pd
+
+    from retail_forecast.monitoring.reference import window_features
+    from retail_forecast.pipeline.build_dataset import build_dataset
+
+    sales = build_dataset(data_dir, settings.data).sales
+    days = window_days or settings.monitoring.drift_window_days
+    end = sales["date"].max()
+    return window_features(sales, start=end - pd.Timedelta(days=days - 1), end=end)
+
+
+@app.command("drift")
+def monitor_drift(
+    data_dir: Annotated[str, typer.Option("--data-dir", help="Kaggle-layout data batch.")],
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="A reference.parquet (else the bundle's).")
+    ] = None,
+    artifacts: ArtifactsOpt = None,
+    window_days: Annotated[
+        int | None, typer.Option("--window-days", min=1, help="Last days of the batch.")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Compare the last days of a data batch with the current bundle's reference profile."""
+    from rich.table import Table
+
+    from retail_forecast.monitoring.drift import check_drift
+
+    settings = load_settings(json_output=json_output)
+    profile = _reference_profile(reference, artifacts or settings.artifacts_dir)
+    current = _drift_window(data_dir, settings, window_days)
+    report = check_drift(profile, current, config=settings.monitoring)
+    if json_output:
+        print_json(report.to_dict())
+        return
+    table = Table(title=f"drift: {report.status} (window {report.window})")
+    for col in ("feature / check", "test", "statistic", "threshold", "status"):
+        table.add_column(col)
+    for f in report.features:
+        stat = "" if f.statistic is None else f"{f.statistic:.4f}"
+        table.add_row(f.feature, f.test, stat, f"{f.threshold:g}", f.status)
+    for c in report.checks:
+        stat = "" if c.statistic is None else f"{c.statistic:.4f}"
+        table.add_row(c.name, "", stat, f"{c.threshold:g}", c.status)
+    console.print(table)
+
+
+def _backtest_metrics(metrics: Path | None, artifacts: Path) -> tuple[Any, str | None]:
+    from retail_forecast.errors import MissingInputError
+    from retail_forecast.utils.io import read_json
+
+    if metrics is not None:
+        if not metrics.is_file():
+            raise MissingInputError(f"metrics file {metrics} not found")
+        return read_json(metrics), None
+    bundle = _current_bundle(artifacts)
+    return bundle.read_json("metrics.json"), bundle.version
+
+
+@app.command("check")
+def monitor_check(
+    artifacts: ArtifactsOpt = None,
+    metrics: Annotated[
+        Path | None, typer.Option("--metrics", help="A metrics.json (else the bundle's).")
+    ] = None,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="Version to rate (else current).")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Rate recent accuracy vs the backtest; exit 1 on an alert (3: store unreadable)."""
+    from retail_forecast.monitoring.performance import PredictionLog
+
+    settings = load_settings(json_output=json_output)
+    cfg = settings.monitoring
+    backtest_metrics, version = _backtest_metrics(metrics, artifacts or settings.artifacts_dir)
+    status = PredictionLog.from_config(cfg).status(
+        backtest_metrics,
+        model_version=model_version or version,
+        ratio=cfg.degradation_ratio,
+        window_days=cfg.window_days,
+        min_rows=cfg.min_accuracy_rows,
+    )
+    if json_output:
+        print_json(status.to_dict())
+    else:
+        style = "red" if status.alert else "green"
+        console.print(f"[{style}]{status.status}[/{style}] {status.message}", highlight=False)
+    if status.status == "unavailable":
+        raise typer.Exit(EXIT_MONITOR_UNAVAILABLE)
+    if status.alert:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command("ingest-actuals")
+def monitor_ingest_actuals(
+    file: Annotated[Path, typer.Option("--file", help="CSV: date,store_nbr,family,sales.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Store observed sales for accuracy tracking (idempotent; corrections replace)."""
+    import dataclasses
+
+    import pandas as pd
+
+    from retail_forecast.errors import MissingInputError
+    from retail_forecast.monitoring.performance import PredictionLog
+
+    settings = load_settings(json_output=json_output)
+    if not file.is_file():
+        raise MissingInputError(f"actuals file {file} not found")
+    result = PredictionLog.from_config(settings.monitoring).ingest_actuals(pd.read_csv(file))
+    if json_output:
+        print_json(dataclasses.asdict(result))
+    else:
+        console.print(
+            f"received {result.received:,}: inserted {result.inserted:,}, unchanged "
+            f"{result.unchanged:,}, revised {result.revised:,}, rejected {result.rejected:,}"
+        )
+    if not result.ok:
+        raise fail(f"actuals not stored: {result.error}", EXIT_ERROR)
+
+
+@app.command("report")
+def monitor_report(
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="Data batch for the drift section.")
+    ] = None,
+    reference: Annotated[Path | None, typer.Option("--reference")] = None,
+    artifacts: ArtifactsOpt = None,
+    metrics: Annotated[Path | None, typer.Option("--metrics")] = None,
+    days: Annotated[int, typer.Option("--days", min=1, help="Target days to show.")] = 56,
+) -> None:
+    """Write a self-contained HTML report: drift, accuracy per family over time, worst series."""
+    from retail_forecast.monitoring.drift import check_drift
+    from retail_forecast.monitoring.performance import PredictionLog
+    from retail_forecast.monitoring.report import write_report
+
+    settings = load_settings()
+    root = artifacts or settings.artifacts_dir
+    log = PredictionLog.from_config(settings.monitoring)
+    drift = None
+    if data_dir is not None:
+        current = _drift_window(data_dir, settings, None)
+        profile = _reference_profile(reference, root)
+        drift = check_drift(profile, current, config=settings.monitoring)
+    status = None
+    try:
+        backtest_metrics, version = _backtest_metrics(metrics, root)
+    except ForecastError as exc:
+        logger.warning("report without accuracy status: %s", exc)
+    else:
+        status = log.status(
+            backtest_metrics,
+            model_version=version,
+            ratio=settings.monitoring.degradation_ratio,
+            window_days=settings.monitoring.window_days,
+            min_rows=settings.monitoring.min_accuracy_rows,
+        )
+    accuracy = log.accuracy(by=["date", "family"], window_days=days)
+    worst = log.worst_series(n=3, window_days=days)
+    write_report(out, drift=drift, accuracy=accuracy, worst_series=worst, status=status)
+    console.print(f"report written to {out}")

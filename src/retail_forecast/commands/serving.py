@@ -1,0 +1,74 @@
+"""Serving commands: ``serve`` (the forecasting API) and ``serve-sagemaker`` (the container)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retail_forecast.commands.common import load_settings, with_artifacts
+from retail_forecast.config import Settings
+
+logger = logging.getLogger(__name__)
+
+GRACEFUL_SHUTDOWN_S = 20
+
+
+def serve(
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Bundle root; serves its `current`.")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Default 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+) -> None:
+    """Serve the forecasting API (uvicorn); SIGTERM drains in-flight requests, then exits 0."""
+    serve_api(with_artifacts(load_settings(), artifacts), host, port)
+
+
+def serve_api(settings: Settings, host: str | None, port: int | None) -> None:
+    """Run the FastAPI app under uvicorn until SIGINT/SIGTERM; a drained shutdown exits 0."""
+    import signal
+
+    import uvicorn
+
+    from retail_forecast.app import create_app
+
+    api = settings.api.model_copy(
+        update={"host": host or settings.api.host, "port": port or settings.api.port}
+    )
+    settings = settings.model_copy(update={"api": api})
+    config = uvicorn.Config(
+        create_app(settings),
+        host=api.host,
+        port=api.port,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        # a backstop above the app's own shedding (which answers 503 with Retry-After first)
+        limit_concurrency=2 * api.max_in_flight,
+        log_config=None,
+        access_log=False,
+    )
+    logger.info("serving %s on http://%s:%d", settings.artifacts_dir, api.host, api.port)
+    # uvicorn drains on SIGTERM, then re-raises the signal to the handler that was installed
+    # before it ran; a no-op one here makes a drained shutdown exit 0 (RELIABILITY promise 2).
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    uvicorn.Server(config).run()
+    logger.info("server stopped")
+
+
+def serve_sagemaker(
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", help="Bundle dir or a root with `current`.")
+    ] = Path("/opt/ml/model"),
+    host: Annotated[str, typer.Option("--host", help="0.0.0.0 inside a container.")] = "0.0.0.0",  # noqa: S104
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
+) -> None:
+    """Serve the SageMaker container contract (GET /ping, POST /invocations) with uvicorn."""
+    import uvicorn
+
+    from retail_forecast.inference.sagemaker_server import create_server_app
+
+    load_settings()  # configures logging
+    logger.info("serving sagemaker contract model_dir=%s on %s:%d", model_dir, host, port)
+    uvicorn.run(create_server_app(model_dir), host=host, port=port, log_config=None)
