@@ -69,3 +69,59 @@ def test_cli_upload_with_nothing_to_upload_fails(cli_env: None, bucket: str) -> 
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)
     assert "nothing to upload" in str(result.exception)
+
+
+TINY_ENV = {
+    "RF_XGBOOST__N_ESTIMATORS": "30",
+    "RF_XGBOOST__NTHREAD": "1",
+    "RF_XGBOOST__TRAIN_START": "2017-01-01",
+    "RF_LSTM__EPOCHS": "1",
+    "RF_LSTM__WINDOWS_PER_EPOCH": "256",
+    "RF_LSTM__HIDDEN_SIZE": "8",
+    "RF_LSTM__WINDOW": "28",
+    "RF_LSTM__SCALER_DAYS": "60",
+    "RF_BACKTEST__FOLDS": "2",
+}
+
+
+@pytest.mark.slow
+def test_cli_train_from_s3_then_serve_side_loads_the_bundle_from_s3(
+    cli_env: None,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`data validate`/`train --data-dir s3://...` and `--artifacts s3://...` work end to end."""
+    from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
+
+    monkeypatch.chdir(tmp_path)  # the s3 cache lives under ./data/s3-cache
+    for name, value in TINY_ENV.items():
+        monkeypatch.setenv(name, value)
+    raw = tmp_path / "raw"
+    write_dataset(raw, SyntheticConfig(n_stores=2, n_families=3, n_days=200, seed=3))
+    runner = CliRunner()
+    up = runner.invoke(
+        app, ["aws", "upload", "--bucket", bucket, "--prefix", "p", "--data-dir", str(raw)]
+    )
+    assert up.exit_code == 0, up.output
+    uri = f"s3://{bucket}/p"
+
+    checked = runner.invoke(app, ["data", "validate", "--data-dir", uri, "--json"])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["rows_quarantined"] == 0
+
+    out = tmp_path / "artifacts"
+    trained = runner.invoke(app, ["train", "--data-dir", uri, "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    version = resolve_current(out).name
+
+    up = runner.invoke(
+        app, ["aws", "upload", "--bucket", bucket, "--prefix", "p", "--artifacts", str(out)]
+    )
+    assert up.exit_code == 0, up.output
+    example = runner.invoke(app, ["example-request", "--artifacts", uri])
+    assert example.exit_code == 0, example.output
+    rows = json.loads(example.stdout)["rows"]
+    assert len(rows) == 16
+    cached = tmp_path / "data" / "s3-cache" / "artifacts"
+    assert ModelBundle.open(resolve_current(cached)).version == version

@@ -38,8 +38,31 @@ def print_json(obj: object) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def with_artifacts(settings: Settings, artifacts: Path | None) -> Settings:
-    """Return ``settings`` with ``--artifacts`` overriding the bundle root, when given."""
+S3_CACHE = Path("data/s3-cache")
+
+
+def with_artifacts(settings: Settings, artifacts: str | Path | None) -> Settings:
+    """Return ``settings`` with ``--artifacts`` (a directory or ``s3://``) as the bundle root.
+
+    An ``s3://bucket/prefix`` location is resolved through its manifest, downloaded, verified
+    and cached under ``data/s3-cache/artifacts``; the returned settings point there.
+    """
     if artifacts is None:
         return settings
-    return settings.model_copy(update={"artifacts_dir": artifacts})
+    location = str(artifacts)
+    if location.startswith("s3://"):
+        from retail_forecast.aws.s3 import localize_artifacts
+
+        cache = S3_CACHE / "artifacts"
+        root = localize_artifacts(location, config=settings.aws, cache_dir=cache)
+        return settings.model_copy(update={"artifacts_dir": root})
+    return settings.model_copy(update={"artifacts_dir": Path(location)})
+
+
+def local_data_dir(data_dir: str, settings: Settings) -> str:
+    """Return a local Kaggle-layout directory; ``s3://`` data is downloaded to a cache first."""
+    if not data_dir.startswith("s3://"):
+        return data_dir
+    from retail_forecast.aws.datasets import localize_data_dir
+
+    return str(localize_data_dir(data_dir, config=settings.aws, cache_dir=S3_CACHE / "data"))

@@ -13,6 +13,7 @@ from retail_forecast.commands.common import (
     err_console,
     fail,
     load_settings,
+    local_data_dir,
     print_json,
 )
 from retail_forecast.errors import DataValidationError
@@ -60,7 +61,9 @@ def data_validate(
     settings = load_settings(json_output=json_output)
     try:
         with err_console.status("validating"):
-            report = build_dataset(data_dir, settings.data, strict=False).report
+            report = build_dataset(
+                local_data_dir(data_dir, settings), settings.data, strict=False
+            ).report
     except DataValidationError as exc:  # a missing required file or column
         if json_output:
             print_json({"usable": False, "errors": [str(exc)]})
@@ -88,7 +91,7 @@ def data_import(
     settings = load_settings()
     try:
         with err_console.status("importing"):
-            built = import_dataset(data_dir, settings.data)
+            built = import_dataset(local_data_dir(data_dir, settings), settings.data)
     except DataValidationError as exc:
         raise fail(str(exc), EXIT_UNUSABLE_DATA) from exc
     table = Table(title=f"data import {data_dir}", show_header=False)

@@ -15,6 +15,7 @@ from retail_forecast.commands.common import (
     err_console,
     fail,
     load_settings,
+    local_data_dir,
     print_json,
     with_artifacts,
 )
@@ -46,7 +47,7 @@ def backtest(
 
     settings = load_settings(json_output=json_output)
     names = _model_names(models)  # fail fast on unknown names, before reading any data
-    built = build_dataset(data_dir, settings.data)
+    built = build_dataset(local_data_dir(data_dir, settings), settings.data)
     factories = model_factories(settings, built.holidays)
     result = run_backtest(
         built.sales,
@@ -84,7 +85,7 @@ def _resolve_data_dir(data_dir: str | None, settings: Settings) -> str:
     if is_default and not (Path(chosen) / "train.csv").exists():
         console.print(f"generating the built-in synthetic data in {chosen} ...")
         write_dataset(Path(chosen), default_config())
-    return chosen
+    return local_data_dir(chosen, settings)
 
 
 def _train(data_dir: str | None, out: Path | None, settings: Settings) -> Any:
@@ -137,7 +138,7 @@ def run(
 
 def example_request(
     artifacts: Annotated[
-        Path | None, typer.Option("--artifacts", help="Bundle root (default: artifacts/).")
+        str | None, typer.Option("--artifacts", help="Bundle root (default: artifacts/).")
     ] = None,
     store: Annotated[
         int | None, typer.Option("--store", help="store_nbr (default: first).")
@@ -150,9 +151,9 @@ def example_request(
     from retail_forecast.artifacts import ModelBundle
 
     settings = load_settings(json_output=True)
-    domain = ModelBundle.open_current(artifacts or settings.artifacts_dir).manifest.metadata[
-        "domain"
-    ]
+    domain = ModelBundle.open_current(
+        with_artifacts(settings, artifacts).artifacts_dir
+    ).manifest.metadata["domain"]
     start = dt.date.fromisoformat(domain["history_end"]) + dt.timedelta(days=1)
     rows = [
         {
@@ -170,7 +171,7 @@ def forecast(
     data_dir: Annotated[str, typer.Option("--data-dir", help="Kaggle-layout dir with test.csv.")],
     out: Annotated[Path, typer.Option("--out", help="Submission CSV to write (id,sales).")],
     artifacts: Annotated[
-        Path | None, typer.Option("--artifacts", help="Bundle root; uses its `current`.")
+        str | None, typer.Option("--artifacts", help="Bundle root; uses its `current`.")
     ] = None,
 ) -> None:
     """Forecast test.csv with the current bundle through the serving code; write id,sales."""
@@ -178,7 +179,7 @@ def forecast(
 
     settings = with_artifacts(load_settings(), artifacts)
     with err_console.status("forecasting"):
-        result = forecast_test(data_dir, settings)
+        result = forecast_test(local_data_dir(data_dir, settings), settings)
         path = write_submission(result.rows, out)
     console.print(
         f"{len(result.rows):,} forecasts from bundle {result.model_version} "

@@ -14,7 +14,9 @@ from retail_forecast.commands.common import (
     console,
     fail,
     load_settings,
+    local_data_dir,
     print_json,
+    with_artifacts,
 )
 from retail_forecast.config import Settings
 from retail_forecast.errors import ForecastError
@@ -24,7 +26,7 @@ logger = logging.getLogger(__name__)
 app = typer.Typer(help="Drift vs the bundle's reference, accuracy over time, alerts.")
 
 ArtifactsOpt = Annotated[
-    Path | None, typer.Option("--artifacts", help="Bundle root (default: settings).")
+    str | None, typer.Option("--artifacts", help="Bundle root (default: settings).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -53,7 +55,7 @@ def _drift_window(data_dir: str, settings: Settings, window_days: int | None) ->
     from retail_forecast.monitoring.reference import window_features
     from retail_forecast.pipeline.build_dataset import build_dataset
 
-    sales = build_dataset(data_dir, settings.data).sales
+    sales = build_dataset(local_data_dir(data_dir, settings), settings.data).sales
     days = window_days or settings.monitoring.drift_window_days
     end = sales["date"].max()
     return window_features(sales, start=end - pd.Timedelta(days=days - 1), end=end)
@@ -77,7 +79,7 @@ def monitor_drift(
     from retail_forecast.monitoring.drift import check_drift
 
     settings = load_settings(json_output=json_output)
-    profile = _reference_profile(reference, artifacts or settings.artifacts_dir)
+    profile = _reference_profile(reference, with_artifacts(settings, artifacts).artifacts_dir)
     current = _drift_window(data_dir, settings, window_days)
     report = check_drift(profile, current, config=settings.monitoring)
     if json_output:
@@ -123,7 +125,9 @@ def monitor_check(
 
     settings = load_settings(json_output=json_output)
     cfg = settings.monitoring
-    backtest_metrics, version = _backtest_metrics(metrics, artifacts or settings.artifacts_dir)
+    backtest_metrics, version = _backtest_metrics(
+        metrics, with_artifacts(settings, artifacts).artifacts_dir
+    )
     status = PredictionLog.from_config(cfg).status(
         backtest_metrics,
         model_version=model_version or version,
@@ -187,7 +191,7 @@ def monitor_report(
     from retail_forecast.monitoring.report import write_report
 
     settings = load_settings()
-    root = artifacts or settings.artifacts_dir
+    root = with_artifacts(settings, artifacts).artifacts_dir
     log = PredictionLog.from_config(settings.monitoring)
     drift = None
     if data_dir is not None:

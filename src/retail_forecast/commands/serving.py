@@ -18,7 +18,7 @@ GRACEFUL_SHUTDOWN_S = 20
 
 def serve(
     artifacts: Annotated[
-        Path | None, typer.Option("--artifacts", help="Bundle root; serves its `current`.")
+        str | None, typer.Option("--artifacts", help="Bundle root; serves its `current`.")
     ] = None,
     host: Annotated[str | None, typer.Option("--host", help="Default 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
