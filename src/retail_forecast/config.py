@@ -31,8 +31,9 @@ class FeatureConfig(Section):
 
 
 class XGBoostConfig(Section):
-    n_estimators: int = Field(default=1000, ge=1)  # early stopping ends at ~200-300 at eta 0.1
-    learning_rate: float = Field(default=0.1, gt=0)
+    # eta 0.05 + refit on the validation slice: 0.3837 mean RMSLE vs 0.3870 at eta 0.1 (bench)
+    n_estimators: int = Field(default=2000, ge=1)  # early stopping ends at ~400-700
+    learning_rate: float = Field(default=0.05, gt=0)
     max_depth: int = Field(default=8, ge=1)
     min_child_weight: float = 1.0
     subsample: float = Field(default=0.8, gt=0, le=1)
@@ -44,7 +45,7 @@ class XGBoostConfig(Section):
     train_start: str | None = "2015-01-01"  # recent data only (backtest: 2015+ beat 2016+)
     dead_series_days: int = Field(default=21, ge=0)
     valid_days: int = Field(default=16, ge=1)  # early stopping on the last days before the origin
-    refit_full: bool = False  # retrain on train + valid slice with the best round count
+    refit_full: bool = True  # retrain on train + valid slice with the best round count
     drop_before_first_sale: bool = True  # a series' days before its first sale are not trained
     # training days left out, as inclusive ISO (start, end) pairs, e.g. the April 2016 earthquake
     exclude_ranges: tuple[tuple[str, str], ...] = (("2016-04-16", "2016-05-31"),)
