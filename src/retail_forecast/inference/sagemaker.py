@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retail_forecast.artifacts import ModelBundle
 from retail_forecast.aws.env import resolve_aws_config
-from retail_forecast.config import AwsConfig, FeatureConfig, LSTMConfig, Settings, XGBoostConfig
+from retail_forecast.config import AwsConfig, FeatureConfig, Settings, XGBoostConfig
 from retail_forecast.errors import ArtifactError, ConfigError
 from retail_forecast.features.builder import FeatureBuilder
 from retail_forecast.inference.local import LocalPredictor, _open_store
@@ -45,9 +45,7 @@ from retail_forecast.models.blend import BlendWeights
 from retail_forecast.models.hybrid import BLEND_KEY, HybridForecaster
 from retail_forecast.models.lstm import PREPROCESSOR_FILE as NN_PREPROCESSOR
 from retail_forecast.models.lstm import LSTMForecaster
-from retail_forecast.models.lstm_net import read_preprocessor
 from retail_forecast.models.xgboost import FORMAT_VERSION, PREPROCESSOR_FILE, XGBForecaster
-from retail_forecast.schema import FAMILY, STORE
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
@@ -95,20 +93,7 @@ class RemoteLSTMForecaster(LSTMForecaster):
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, invoker: EndpointInvoker, endpoint: str) -> Self:
-        pre = read_preprocessor(bundle.path_of(NN_PREPROCESSOR))
-        try:
-            self = cls(LSTMConfig.model_validate(pre["config"]))
-            self.stores_ = [int(s) for s in pre["stores"]]
-            self.families_ = [str(f) for f in pre["families"]]
-            self.origin_ = pd.Timestamp(pre["origin"])
-            n_fam = len(self.families_)
-            self.scaler_mean_ = np.zeros(len(self.stores_) * n_fam)
-            self.scaler_std_ = np.ones(len(self.stores_) * n_fam)
-            for rec in pre["scalers"]:
-                i = self.stores_.index(int(rec[STORE])) * n_fam + self.families_.index(rec[FAMILY])
-                self.scaler_mean_[i], self.scaler_std_[i] = float(rec["mean"]), float(rec["std"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{bundle.path}/{NN_PREPROCESSOR}: malformed ({exc})") from exc
+        self = cls.from_preprocessor(bundle.path_of(NN_PREPROCESSOR))
         self.invoker, self.endpoint = invoker, endpoint
         return self
 

@@ -383,10 +383,9 @@ class LSTMForecaster:
         }
 
     @classmethod
-    def load(cls, directory: Path) -> Self:
-        """Rebuild a forecaster from ``save``'s files; anything unexpected raises ArtifactError."""
-        directory = Path(directory)
-        pre = read_preprocessor(directory / PREPROCESSOR_FILE)
+    def from_preprocessor(cls, path: Path) -> Self:
+        """Rebuild config, vocabularies and scalers from ``preprocessor_nn.json`` (no weights)."""
+        pre = read_preprocessor(path)
         try:
             self = cls(LSTMConfig.model_validate(pre["config"]))
             self.stores_ = [int(s) for s in pre["stores"]]
@@ -401,7 +400,14 @@ class LSTMForecaster:
             if pre.get("best_epoch") is not None:
                 self.best_epoch_, self.val_rmsle_ = int(pre["best_epoch"]), float(pre["val_rmsle"])
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
-            raise ArtifactError(f"{directory / PREPROCESSOR_FILE}: malformed ({exc})") from exc
+            raise ArtifactError(f"{path}: malformed ({exc})") from exc
+        return self
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        """Rebuild a forecaster from ``save``'s files; anything unexpected raises ArtifactError."""
+        directory = Path(directory)
+        self = cls.from_preprocessor(directory / PREPROCESSOR_FILE)
         net = self._new_net()
         net.load_state_dict(read_weights(directory / WEIGHTS_FILE, net))
         self.net_ = net.eval()
