@@ -39,6 +39,7 @@ from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
 CATEGORICAL = (STORE, FAMILY)
 CALENDAR = ("day_of_week", "month", "year")
+DAY_CALENDAR_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ class FeatureBuilder:
         self.stores = [int(s) for s in stores]
         self.families = [str(f) for f in families]
         self.holiday_dates = [str(d) for d in holiday_dates]
+        self._day_calendars: dict[pd.Timestamp, dict[str, FloatArray]] = {}
 
     @classmethod
     def from_frame(
@@ -203,6 +205,16 @@ class FeatureBuilder:
             )
         )
         return cols
+
+    def _day_calendar(self, date: pd.Timestamp) -> dict[str, FloatArray]:
+        """Return the calendar columns of one date, memoised (serving repeats the same days)."""
+        cached = self._day_calendars.get(date)
+        if cached is None:
+            if len(self._day_calendars) >= DAY_CALENDAR_CACHE:
+                self._day_calendars.clear()
+            cached = self._calendar(pd.DatetimeIndex([date]))
+            self._day_calendars[date] = cached
+        return cached
 
     @property
     def feature_names(self) -> list[str]:
@@ -260,7 +272,7 @@ class FeatureBuilder:
             cols[f"roll_{size}_mean"] = rolling_mean_at(window, size, day)
         for count in self.spec.dow_counts:
             cols[f"dow_mean_{count}"] = seasonal_mean_at(window, 7, count, day)
-        for name, values in self._calendar(pd.DatetimeIndex([date])).items():
+        for name, values in self._day_calendar(date).items():
             cols[name] = values
         cols[PROMO] = promo
         cols[STORE], cols[FAMILY] = codes

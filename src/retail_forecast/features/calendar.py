@@ -21,6 +21,11 @@ def is_closed_day(dates: pd.DatetimeIndex) -> npt.NDArray[np.bool_]:
     return np.asarray((dates.month == 12) & (dates.day == 25), dtype=np.bool_)
 
 
+def is_closed_date(date: pd.Timestamp) -> bool:
+    """:func:`is_closed_day` for one date."""
+    return bool(date.month == 12 and date.day == 25)
+
+
 HOLIDAY_TYPES = ("Holiday", "Transfer", "Additional", "Bridge")
 
 

@@ -89,6 +89,7 @@ class LocalPredictor:
         """Load the models of a VERIFIED bundle; ``history_db=None``: no store (batch use)."""
         model = HybridForecaster.load(bundle.path, dict(bundle.manifest.metadata))
         model.xgboost.booster_.set_param({"nthread": 1})
+        model.xgboost.compile_for_serving()
         store = None if history_db is None else _open_store(bundle, history_db)
         return cls(bundle, model, store)
 

@@ -35,8 +35,15 @@ class BlendWeights:
     per_family: dict[str, float] = field(default_factory=dict)
 
     def weights_for(self, families: pd.Series) -> FloatArray:
-        mapped = families.astype(str).map(self.per_family)
-        return np.asarray(mapped.fillna(self.global_weight), dtype=np.float64)
+        """Weight of ``first`` per row (a family without its own weight gets the global one)."""
+        if isinstance(families.dtype, pd.CategoricalDtype):
+            names = [str(c) for c in families.cat.categories]
+            codes = families.cat.codes.to_numpy()  # -1 (missing) takes the last entry: global
+        else:
+            unique, inverse = np.unique(families.astype(str).to_numpy(), return_inverse=True)
+            names, codes = [str(u) for u in unique], inverse
+        table = [self.per_family.get(name, self.global_weight) for name in names]
+        return np.asarray([*table, self.global_weight], dtype=np.float64)[codes]
 
     def blend_log(
         self, families: pd.Series, log_first: FloatArray, log_second: FloatArray
@@ -45,7 +52,10 @@ class BlendWeights:
         return weight * log_first + (1.0 - weight) * log_second
 
     def model_labels(self, families: pd.Series, *, blend_name: str = "hybrid") -> npt.NDArray[Any]:
-        weight = self.weights_for(families)
+        return self.labels_for(self.weights_for(families), blend_name=blend_name)
+
+    def labels_for(self, weight: FloatArray, *, blend_name: str = "hybrid") -> npt.NDArray[Any]:
+        """Which model serves each row, given its weight (1.0: first, 0.0: second)."""
         labels = np.full(weight.shape, blend_name, dtype=object)
         labels[weight == 1.0] = self.first
         labels[weight == 0.0] = self.second

@@ -11,10 +11,11 @@ import pandas as pd
 
 from retail_forecast.errors import ArtifactError
 from retail_forecast.features.calendar import is_closed_day
+from retail_forecast.features.keys import family_names, series_keys
 from retail_forecast.models.blend import BlendWeights
 from retail_forecast.models.lstm import LSTMForecaster
 from retail_forecast.models.xgboost import XGBForecaster
-from retail_forecast.schema import DATE, FAMILY, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, TARGET
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +31,10 @@ def dead_series_mask(
         return np.zeros(len(future), dtype=np.bool_)
     origin = history[DATE].max()
     recent = history[history[DATE] > origin - pd.Timedelta(days=days)]
-    totals = recent.groupby([STORE, FAMILY], observed=True)[TARGET].sum()
-    dead = totals[totals <= 0].index
-    keys = pd.MultiIndex.from_frame(future[[STORE, FAMILY]].astype({FAMILY: str}))
-    dead_keys = pd.MultiIndex.from_arrays(
-        [dead.get_level_values(0), dead.get_level_values(1).astype(str)]
-    )
-    return np.asarray(keys.isin(dead_keys), dtype=np.bool_)
+    vocabulary = sorted(set(family_names(recent)) | set(family_names(future)))
+    keys, series = np.unique(series_keys(recent, vocabulary), return_inverse=True)
+    totals = np.bincount(series, weights=recent[TARGET].to_numpy(np.float64))
+    return np.isin(series_keys(future, vocabulary), keys[totals <= 0])
 
 
 class HybridForecaster:
@@ -57,8 +55,7 @@ class HybridForecaster:
         return self
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
-        families = future[FAMILY].astype(str).reset_index(drop=True)
-        weight = self.weights.weights_for(families)
+        weight = self.weights.weights_for(future[FAMILY])
         log_x = np.zeros(len(future))
         log_l = np.zeros(len(future))
         if (weight > 0).any():
@@ -66,7 +63,7 @@ class HybridForecaster:
         if (weight < 1).any():
             log_l = np.log1p(self.lstm.predict(history, future)[TARGET].to_numpy(np.float64))
         sales = np.clip(np.expm1(weight * log_x + (1.0 - weight) * log_l), 0.0, None)
-        labels = self.weights.model_labels(families)
+        labels = self.weights.labels_for(weight)
         dead = dead_series_mask(history, future, days=self.xgboost.config.dead_series_days)
         closed = is_closed_day(pd.DatetimeIndex(future[DATE]))
         sales[dead | closed] = 0.0

@@ -31,7 +31,13 @@ from retail_forecast.errors import (
     UnknownSeriesError,
 )
 from retail_forecast.features.builder import FeatureBuilder, FeatureSpec, Panel, panel_from_frame
-from retail_forecast.features.calendar import is_closed_day, national_holiday_dates
+from retail_forecast.features.calendar import (
+    is_closed_date,
+    is_closed_day,
+    national_holiday_dates,
+)
+from retail_forecast.features.keys import series_keys
+from retail_forecast.models.forest import CompiledForest
 from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE, TARGET
 from retail_forecast.utils.io import read_json, write_json_atomic
 
@@ -40,6 +46,9 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = Path("xgboost") / "model.ubj"
 PREPROCESSOR_FILE = Path("preprocessor_xgboost.json")
 FORMAT_VERSION = 1
+# Up to this many rows a recursion step runs on the CompiledForest (faster than XGBoost's
+# per-call setup); bench/RESULTS.md serve_fast has the crossover measurement.
+FOREST_MAX_ROWS = 8
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -56,6 +65,7 @@ class XGBForecaster:
         self.config = config
         self.holidays = holidays
         self.features = features if features is not None else FeatureConfig.model_validate({})
+        self.forest_: CompiledForest | None = None  # set by compile_for_serving
 
     # --- training -------------------------------------------------------------------------
 
@@ -78,6 +88,7 @@ class XGBForecaster:
         valid_rows = np.flatnonzero(keep & is_valid)
         started = time.perf_counter()
         self.booster_ = self._train(builder, x, y, train_rows, valid_rows)
+        self.forest_ = None
         self.fit_seconds_ = time.perf_counter() - started
         self.builder_ = builder
         self.n_train_rows_ = len(train_rows) + len(valid_rows)
@@ -178,14 +189,22 @@ class XGBForecaster:
         if len(panel.dates) < span:
             raise DataValidationError(f"history needs the last {span} days, got fewer")
         steps = _horizon_steps(future, origin)
-        series = _series_index(panel, future)
+        row_keys = series_keys(future, builder.families)
+        if (row_keys < 0).any():
+            builder.encode(future[[STORE, FAMILY]])  # raises: a family unseen in training
+        series, row_series = _series_index(series_keys(panel.keys, builder.families), row_keys)
+        if (series < 0).any():
+            first = future.iloc[int(np.flatnonzero(series[row_series] < 0)[0])]
+            raise UnknownSeriesError(
+                f"store_nbr={first[STORE]}, family={first[FAMILY]!r} has no history"
+            )
         keys = panel.keys.iloc[series].reset_index(drop=True)
-        log_pred = self.forecast_log(panel, series, keys=keys, future=future, steps=steps)
+        promo = _promo_matrix(row_series, future, steps, n_series=len(series))
+        log_pred = self.forecast_log(panel, series, keys=keys, promo=promo)
         dead = self.dead_series(panel, series)
         self.n_dead_zeroed_ = int(dead.sum())
         if self.n_dead_zeroed_:
-            logger.info("dead-series rule zeroed %d of %d series", self.n_dead_zeroed_, len(dead))
-        row_series = _row_series(keys, future)
+            logger.debug("dead-series rule zeroed %d of %d series", self.n_dead_zeroed_, len(dead))
         values = np.expm1(log_pred[row_series, steps - 1])
         values[dead[row_series]] = 0.0
         values[is_closed_day(pd.DatetimeIndex(future[DATE]))] = 0.0
@@ -199,25 +218,37 @@ class XGBForecaster:
         series: npt.NDArray[np.intp],
         *,
         keys: pd.DataFrame,
-        future: pd.DataFrame,
-        steps: npt.NDArray[np.int64],
+        promo: FloatArray,
     ) -> FloatArray:
-        """Recursive log1p forecasts (series x horizon day) for ``panel`` rows ``series``."""
-        builder, booster = self._fitted()
+        """Recursive log1p forecasts (series x horizon day) for ``panel`` rows ``series``.
+
+        ``promo`` is the onpromotion of each series on each horizon day (``[series, days]``).
+        """
+        builder, _ = self._fitted()
         lookback = builder.spec.lookback
-        horizon = int(steps.max())
+        horizon = promo.shape[1]
         window = np.full((len(series), lookback + horizon), np.nan)
         window[:, :lookback] = panel.log_sales[series, -lookback:]
-        promo = _promo_matrix(keys, future, steps, horizon)
         codes = builder.encode(keys)
         origin = panel.dates[-1]
         for h in range(1, horizon + 1):
             date = origin + pd.Timedelta(days=h)
             day = lookback + h - 1
             x = builder.day_features(window, day=day, date=date, promo=promo[:, h - 1], codes=codes)
-            pred = booster.inplace_predict(x, validate_features=False).astype(np.float64)
-            window[:, day] = 0.0 if is_closed_day(pd.DatetimeIndex([date]))[0] else pred
+            window[:, day] = 0.0 if is_closed_date(date) else self._predict_rows(x)
         return window[:, lookback:]
+
+    def compile_for_serving(self) -> None:
+        """Also keep the trees as a :class:`CompiledForest` for small batches (serving)."""
+        _, booster = self._fitted()
+        self.forest_ = CompiledForest.from_booster(booster)
+
+    def _predict_rows(self, x: npt.NDArray[np.float32]) -> FloatArray:
+        """One recursion step: the compiled forest for a few rows, XGBoost otherwise."""
+        if self.forest_ is not None and len(x) <= FOREST_MAX_ROWS:
+            return self.forest_.predict(x).astype(np.float64)
+        _, booster = self._fitted()
+        return np.asarray(booster.inplace_predict(x, validate_features=False), dtype=np.float64)
 
     def dead_series(self, panel: Panel, series: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
         """Series whose last ``dead_series_days`` days all had zero sales (0 disables)."""
@@ -291,29 +322,26 @@ def _horizon_steps(future: pd.DataFrame, origin: pd.Timestamp) -> npt.NDArray[np
     return steps
 
 
-def _series_index(panel: Panel, future: pd.DataFrame) -> npt.NDArray[np.intp]:
-    """Panel rows of the distinct series in ``future`` (unknown series raise)."""
-    wanted = future[[STORE, FAMILY]].drop_duplicates()
-    key = pd.MultiIndex.from_frame(panel.keys.astype({FAMILY: str}))
-    idx = key.get_indexer(pd.MultiIndex.from_frame(wanted.astype({FAMILY: str})))
-    if (idx < 0).any():
-        first = wanted[idx < 0].iloc[0]
-        raise UnknownSeriesError(
-            f"store_nbr={first[STORE]}, family={first[FAMILY]!r} has no history"
-        )
-    return np.asarray(idx, dtype=np.intp)
-
-
-def _row_series(keys: pd.DataFrame, future: pd.DataFrame) -> npt.NDArray[np.intp]:
-    key = pd.MultiIndex.from_frame(keys.astype({FAMILY: str}))
-    rows = pd.MultiIndex.from_frame(future[[STORE, FAMILY]].astype({FAMILY: str}))
-    return np.asarray(key.get_indexer(rows), dtype=np.intp)
+def _series_index(
+    panel_keys: npt.NDArray[np.int64], row_keys: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Panel rows of the distinct requested series (-1: not in the panel), each row's position."""
+    wanted, row_series = np.unique(row_keys, return_inverse=True)
+    order = np.argsort(panel_keys, kind="stable")
+    at = np.minimum(np.searchsorted(panel_keys[order], wanted), len(order) - 1)
+    found = (panel_keys[order][at] == wanted) & (wanted >= 0)
+    series = np.where(found, order[at], -1)
+    return np.asarray(series, dtype=np.intp), np.asarray(row_series, dtype=np.intp)
 
 
 def _promo_matrix(
-    keys: pd.DataFrame, future: pd.DataFrame, steps: npt.NDArray[np.int64], horizon: int
+    row_series: npt.NDArray[np.intp],
+    future: pd.DataFrame,
+    steps: npt.NDArray[np.int64],
+    *,
+    n_series: int,
 ) -> FloatArray:
     """Onpromotion per (series, horizon day); days without a future row count as 0."""
-    promo = np.zeros((len(keys), horizon))
-    promo[_row_series(keys, future), steps - 1] = future[PROMO].to_numpy(dtype=np.float64)
+    promo = np.zeros((n_series, int(steps.max())))
+    promo[row_series, steps - 1] = future[PROMO].to_numpy(dtype=np.float64)
     return promo

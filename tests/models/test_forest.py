@@ -1,0 +1,69 @@
+import numpy as np
+import numpy.typing as npt
+import pytest
+import xgboost as xgb
+from tests.models.test_xgboost import _config, _panel, _split, _xgb
+
+from retail_forecast.errors import ArtifactError
+from retail_forecast.models.forest import CompiledForest
+from retail_forecast.models.xgboost import FOREST_MAX_ROWS, XGBForecaster
+
+N_FEATURES = 6  # 4 numeric, then two categoricals (like store_nbr and family)
+
+
+def _data(n: int, seed: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, N_FEATURES)).astype(np.float32)
+    x[:, 4] = rng.integers(0, 20, n)
+    x[:, 5] = rng.integers(0, 7, n)
+    y = x[:, 0] * 2 + np.sin(x[:, 1]) + (x[:, 4] % 5) * 0.3 - (x[:, 5] == 3) + x[:, 2] * x[:, 3]
+    x[rng.random(x.shape) < 0.05] = np.nan  # missing values take each split's default branch
+    return x, y
+
+
+def _booster(objective: str = "reg:squarederror", rounds: int = 60) -> xgb.Booster:
+    x, y = _data(4000, seed=0)
+    dtrain = xgb.DMatrix(
+        x, label=y, feature_types=["q"] * 4 + ["c", "c"], enable_categorical=True, nthread=1
+    )
+    params = {"objective": objective, "max_depth": 6, "max_cat_to_onehot": 1, "nthread": 1}
+    return xgb.train({**params, "tree_method": "hist", "seed": 0}, dtrain, rounds)
+
+
+def test_compiled_forest_is_bit_identical_to_xgboost_with_categories_and_missing_values() -> None:
+    booster = _booster()
+    forest = CompiledForest.from_booster(booster)
+    x, _ = _data(2000, seed=1)
+    x[:3, 4] = [25.0, -1.0, np.nan]  # unseen category codes and a missing category
+    expected = booster.inplace_predict(x, validate_features=False)
+    assert forest.n_trees == 60
+    assert 1 <= forest.depth <= 6
+    assert np.any(forest.cat_row >= 0), "the booster should have categorical splits"
+    np.testing.assert_array_equal(forest.predict(x), expected)
+    np.testing.assert_array_equal(forest.predict(x[:1]), expected[:1])
+
+
+def test_compiled_forest_refuses_other_objectives_and_wrong_widths() -> None:
+    with pytest.raises(ArtifactError, match="reg:absoluteerror"):
+        CompiledForest.from_booster(_booster("reg:absoluteerror", rounds=3))
+    forest = CompiledForest.from_booster(_booster(rounds=3))
+    with pytest.raises(ValueError, match="features"):
+        forest.predict(np.zeros((2, N_FEATURES + 1), dtype=np.float32))
+
+
+def test_xgb_forecaster_serving_path_gives_the_same_forecasts() -> None:
+    history, future = _split(_panel())
+    future = future.drop(columns="sales")
+    model: XGBForecaster = _xgb(_config()).fit(history)
+    one_series = future[(future.store_nbr == 2) & (future.family == "FAM B")]
+    assert len(one_series) <= 16
+    assert len(future) // 16 <= FOREST_MAX_ROWS
+    plain_one = model.predict(history, one_series)["sales"].to_numpy()
+    plain_all = model.predict(history, future)["sales"].to_numpy()
+    model.compile_for_serving()
+    assert model.forest_ is not None
+    np.testing.assert_array_equal(model.predict(history, one_series)["sales"], plain_one)
+    np.testing.assert_array_equal(model.predict(history, future)["sales"], plain_all)
+    model.fit(history)  # a refit drops the compiled copy of the old trees
+    assert model.forest_ is None
+    np.testing.assert_array_equal(model.predict(history, one_series)["sales"], plain_one)
