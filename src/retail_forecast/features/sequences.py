@@ -83,6 +83,19 @@ def vocab_positions(
     return pos
 
 
+def day_numbers(dates: pd.Series) -> IntArray:
+    """Days since 1970-01-01 per row (times of day dropped), without building a pandas Series."""
+    values = dates.to_numpy()
+    if not np.issubdtype(values.dtype, np.datetime64):
+        values = pd.to_datetime(dates).to_numpy()
+    return np.asarray(values.astype("datetime64[D]").astype(np.int64), dtype=np.int64)
+
+
+def day_timestamp(day: int) -> pd.Timestamp:
+    """Return the midnight Timestamp of a :func:`day_numbers` value."""
+    return pd.Timestamp(np.datetime64(day, "D"))
+
+
 def build_panel(
     frame: pd.DataFrame, *, stores: list[int], families: list[str], end: pd.Timestamp | None = None
 ) -> SeriesPanel:
@@ -93,15 +106,15 @@ def build_panel(
     """
     if frame.empty:
         raise DataValidationError("sales history is empty")
-    dates_col = pd.to_datetime(frame[DATE]).dt.normalize()
-    first = dates_col.min()
-    last = dates_col.max() if end is None else end
-    dates = pd.date_range(first, last, freq="D")
+    days = day_numbers(frame[DATE])
+    first = int(days.min())
+    last = int(days.max()) if end is None else int(day_numbers(pd.Series([end]))[0])
+    dates = pd.date_range(day_timestamp(first), day_timestamp(last), freq="D")
     store_pos = vocab_positions(frame[STORE].to_numpy(), stores, STORE)
     family_pos = vocab_positions(frame[FAMILY].astype(str).to_numpy(), families, FAMILY)
     flat = store_pos * len(families) + family_pos
     uniq, row = np.unique(flat, return_inverse=True)
-    col = ((dates_col - first).dt.days).to_numpy(dtype=np.int64)
+    col = days - first
     shape = (len(uniq), len(dates))
     log_sales = np.full(shape, np.nan)
     log_sales[row, col] = np.log1p(np.clip(frame[TARGET].to_numpy(dtype=np.float64), 0, None))

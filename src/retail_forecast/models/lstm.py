@@ -26,6 +26,7 @@ from retail_forecast.errors import (
     UnknownSeriesError,
 )
 from retail_forecast.features.calendar import is_closed_day
+from retail_forecast.features.keys import family_positions
 from retail_forecast.features.sequences import (
     ENCODER_FEATURES,
     FUT,
@@ -34,6 +35,8 @@ from retail_forecast.features.sequences import (
     build_panel,
     calendar_array,
     check_net_inputs,
+    day_numbers,
+    day_timestamp,
     encoder_array,
     fit_scaler,
     future_array,
@@ -254,8 +257,10 @@ class LSTMForecaster:
         origin+1 .. origin+HORIZON.
         """
         self._check_fitted()
-        origin = pd.Timestamp(pd.to_datetime(history[DATE]).max()).normalize()
-        step = (pd.to_datetime(future[DATE]).dt.normalize() - origin).dt.days.to_numpy() - 1
+        history_days = day_numbers(history[DATE])
+        origin_day = int(history_days.max())
+        origin = day_timestamp(origin_day)
+        step = day_numbers(future[DATE]) - origin_day - 1
         if len(future) == 0 or step.min() < 0 or step.max() >= HORIZON:
             raise DataValidationError(
                 f"future dates must lie in {origin.date() + pd.Timedelta(days=1)} .. "
@@ -264,9 +269,10 @@ class LSTMForecaster:
         flat = self._flat_keys(future)
         wanted = np.unique(flat)
         # Only the last window (and the dead-series look-back) is read: cut the rest early.
-        look_back = pd.Timedelta(days=max(self.config.window, self.config.dead_series_days))
-        recent = history.loc[pd.to_datetime(history[DATE]) > origin - look_back]
-        hist = recent.loc[np.isin(self._flat_keys(recent, unknown_ok=True), wanted)]
+        look_back = max(self.config.window, self.config.dead_series_days)
+        recent = history_days > origin_day - look_back
+        keep = recent & np.isin(self._flat_keys(history, unknown_ok=True), wanted)
+        hist = history.iloc[np.flatnonzero(keep)]
         panel = build_panel(hist, stores=self.stores_, families=self.families_, end=origin)
         panel_flat = panel.store_pos * len(self.families_) + panel.family_pos
         missing = np.setdiff1d(wanted, panel_flat)
@@ -296,7 +302,7 @@ class LSTMForecaster:
     def _flat_keys(self, frame: pd.DataFrame, *, unknown_ok: bool = False) -> IntArray:
         """Flat series position ``store_pos * n_families + family_pos`` per row (-1: unknown)."""
         stores = pd.Index(self.stores_).get_indexer(pd.Index(frame[STORE].to_numpy()))
-        families = pd.Index(self.families_).get_indexer(pd.Index(frame[FAMILY].astype(str)))
+        families = family_positions(frame, self.families_)
         bad = (stores < 0) | (families < 0)
         if bad.any() and not unknown_ok:
             first = frame.loc[bad, [STORE, FAMILY]].drop_duplicates().head(5)

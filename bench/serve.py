@@ -1,0 +1,442 @@
+"""Bounded locust load run against ``retail-forecast serve`` on 127.0.0.1 (issue 5 targets).
+
+Not a test. Starts the real service on a free loopback port with a fresh temporary working
+directory (history store, monitoring DB and logs in it), waits for ``GET /ready`` == 200, then:
+
+1. runs locust headless for a fixed ``--seconds`` with ``--users`` users (``bench/locustfile.py``):
+   each request is one random real (store_nbr, family) series x 16 days of test.csv with its
+   real onpromotion; locust stops by itself (``-t``), with a subprocess timeout as a backstop;
+2. samples the service's VmRSS (``/proc/<pid>/status``) every second for the whole run;
+3. times the all-series request (all 28,512 test.csv rows in one POST) ``--all-series-reps``
+   times, sequentially, after the load run;
+4. sends SIGTERM and records the exit code.
+
+Locust runs on the same machine (same cores) as the service: its CPU time is reported.
+Users are closed-loop (each sends its next request when the answer arrives) unless
+``--user-rps`` paces them. Default 10 users: on the 2-core VM 4 users already saturate the
+single-worker service (4 inference threads); more users only add queueing to the latency.
+RSS "flat" = mean VmRSS of the last minute of the load over that of the first minute.
+Prints a markdown table and writes the numbers as JSON (``--out``); exits non-zero on any
+failed request.
+
+    .venv/bin/python bench/serve.py --artifacts artifacts \
+        --data-dir ../shared/data/favorita-store-sales --seconds 180 --out bench/serve.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pandas as pd
+
+from retail_forecast.config import ApiConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
+LOOPBACK = "127.0.0.1"
+PREDICT = "/api/v1/predict"
+JSON_HEADERS = {"Content-Type": "application/json"}
+READY_TIMEOUT_S = 600.0
+
+
+@dataclass
+class RssSampler:
+    """Samples a process's VmRSS (MiB) once a second in a thread until stopped."""
+
+    pid: int
+    interval_s: float = 1.0
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, MiB)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = rss_mib(self.pid)
+            if rss is not None:
+                self.samples.append((time.monotonic(), rss))
+            self._stop.wait(self.interval_s)
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [rss for t, rss in self.samples if start <= t <= end]
+
+
+def rss_mib(pid: int) -> float | None:
+    """VmRSS of ``pid`` in MiB; None once the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def loopback_url(host: str, port: int) -> str:
+    """The service URL; refuses anything but 127.0.0.1 (this is a load generator)."""
+    url = f"http://{host}:{port}"
+    if urlsplit(url).hostname != LOOPBACK:
+        raise SystemExit(f"bench/serve.py only targets {LOOPBACK}, got {host!r}")
+    return url
+
+
+def request_bodies(data_dir: Path) -> tuple[list[str], str, int]:
+    """One JSON body per real (store_nbr, family) series (16 rows), and all rows in one body."""
+    test = pd.read_csv(
+        data_dir / "test.csv", usecols=["date", "store_nbr", "family", "onpromotion"]
+    )
+    test = test.sort_values(["store_nbr", "family", "date"], kind="stable")
+    records: list[dict[str, Any]] = []
+    per_series: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for d, s, f, p in test.itertuples(index=False, name=None):
+        rec = {"date": str(d), "store_nbr": int(s), "family": str(f), "onpromotion": int(p)}
+        records.append(rec)
+        per_series.setdefault((int(s), str(f)), []).append(rec)
+    bodies = [json.dumps({"rows": rows}, separators=(",", ":")) for rows in per_series.values()]
+    return bodies, json.dumps({"rows": records}, separators=(",", ":")), len(records)
+
+
+def service_env(
+    work: Path, all_body_bytes: int, all_rows: int
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Env for the service: everything it writes goes under ``work``; limits raised if needed."""
+    env = {
+        **os.environ,
+        "RF_LOG_DIR": str(work / "logs"),
+        "RF_API__HISTORY_DIR": str(work / "history"),
+        "RF_MONITORING__DB_PATH": str(work / "monitoring.sqlite"),
+        "RF_API__ADMIN_ENABLED": "false",
+    }
+    env.pop("RF_API__API_KEYS", None)
+    defaults = ApiConfig()
+    raised: dict[str, int] = {}
+    if all_body_bytes > defaults.max_body_bytes:
+        raised["RF_API__MAX_BODY_BYTES"] = all_body_bytes + 1024
+    if all_rows > defaults.max_rows:
+        raised["RF_API__MAX_ROWS"] = all_rows
+    env.update({k: str(v) for k, v in raised.items()})
+    return env, raised
+
+
+def serve_command(artifacts: Path, port: int) -> list[str]:
+    script = Path(sys.executable).with_name("retail-forecast")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "retail_forecast.cli"]
+    return [
+        *head,
+        "serve",
+        "--artifacts",
+        str(artifacts.resolve()),
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+    ]
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> float:
+    t0 = time.monotonic()
+    while True:
+        if proc.poll() is not None or time.monotonic() - t0 > READY_TIMEOUT_S:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"service not ready (exit {proc.returncode}); log tail:\n{tail}")
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                return time.monotonic() - t0
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+
+def check_one(url: str, body: str) -> None:
+    r = httpx.post(url + PREDICT, content=body, headers=JSON_HEADERS, timeout=60)
+    rows = len(json.loads(body)["rows"])
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.json()["predictions"]) == rows, "predictions != rows"
+
+
+def percentile_ms(response_times: dict[float, int], count: int, percent: float) -> float:
+    """Locust's own percentile rule over its (rounded) response-time buckets."""
+    target = int(count * percent)
+    done = 0
+    for rt in sorted(response_times, reverse=True):
+        done += response_times[rt]
+        if count - done <= target:
+            return rt
+    return 0.0
+
+
+def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requests, failures, req/s and percentiles from locust's final ``--json-file`` stats."""
+    if len(entries) != 1:
+        raise SystemExit(f"expected one locust stats entry, got {len(entries)}")
+    e = entries[0]
+    n = int(e["num_requests"])
+    times = {float(k): int(v) for k, v in e["response_times"].items()}
+    span = (e["last_request_timestamp"] or e["start_time"]) - e["start_time"]
+    return {
+        "requests": n,
+        "failures": int(e["num_failures"]),
+        "req_per_s": n / span if span > 0 else float("nan"),
+        "mean_ms": e["total_response_time"] / n if n else float("nan"),
+        **{f"p{q}_ms": percentile_ms(times, n, q / 100) for q in (50, 95, 99)},
+        "max_ms": float(e["max_response_time"]),
+        "min_ms": e["min_response_time"],
+        "span_s": span,
+    }
+
+
+def run_locust(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
+    """Run locust headless for ``--seconds``; summarise its final stats."""
+    command = [
+        str(Path(sys.executable).with_name("locust")),
+        "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+        "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
+        "--host", url, "--loglevel", "WARNING",
+        "--json-file", str(work / "locust_final"),  # the final stats (the CSV lags by ~1 s)
+        "--csv", str(work / "locust"),  # per-second history, kept with --keep
+    ]  # fmt: skip
+    env = {**os.environ, "RF_BENCH_BODIES": str(work / "bodies.json")}
+    if args.user_rps:
+        env["RF_BENCH_USER_RPS"] = str(args.user_rps)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    with (work / "locust.log").open("wb") as log:
+        proc = subprocess.run(
+            command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+            timeout=args.seconds + 120, check=False,
+        )  # fmt: skip
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    final = work / "locust_final.json"
+    if not final.exists():
+        tail = (work / "locust.log").read_text(errors="replace")[-3000:]
+        raise SystemExit(f"locust exited {proc.returncode} without stats; log tail:\n{tail}")
+    return {
+        "command": " ".join(command),
+        "exit_code": proc.returncode,
+        "wall_s": wall,
+        "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        **summarize(json.loads(final.read_text())),
+    }
+
+
+def time_all_series(url: str, body: str, rows: int, reps: int) -> list[float]:
+    times = []
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            r = http.post(PREDICT, content=body, headers=JSON_HEADERS)
+            times.append(time.perf_counter() - t0)
+            assert r.status_code == 200, r.text[:300]
+            assert len(r.json()["predictions"]) == rows, "predictions != rows"
+    return times
+
+
+def rss_windows(sampler: RssSampler, start: float, end: float) -> dict[str, Any]:
+    """RSS over the first and last minute of the load run (a third of it if shorter)."""
+    window = min(60.0, (end - start) / 3)
+    first = sampler.between(start, start + window)
+    last = sampler.between(end - window, end)
+    if not first or not last:
+        return {"window_s": window, "samples": 0}
+    return {
+        "window_s": window,
+        "samples": len(sampler.between(start, end)),
+        "first_mean_mib": statistics.fmean(first),
+        "first_max_mib": max(first),
+        "last_mean_mib": statistics.fmean(last),
+        "last_max_mib": max(last),
+        "last_over_first": statistics.fmean(last) / statistics.fmean(first),
+        "load_max_mib": max(sampler.between(start, end)),
+    }
+
+
+def measure(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
+    """Start the service, run the load and the all-series requests, SIGTERM it."""
+    bodies, all_body, all_rows = request_bodies(args.data_dir)
+    (work / "bodies.json").write_text(json.dumps(bodies))
+    env, raised = service_env(work, len(all_body.encode()), all_rows)
+    log = work / "serve.log"
+    result: dict[str, Any] = {
+        "series": len(bodies),
+        "all_series_rows": all_rows,
+        "all_series_body_bytes": len(all_body.encode()),
+        "limits_raised": raised,
+    }
+    command = serve_command(args.artifacts, args.port)
+    result["serve_command"] = " ".join(command)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    try:
+        result["ready_s"] = wait_ready(url, proc, log)
+        result["rss_ready_mib"] = rss_mib(proc.pid)
+        check_one(url, bodies[0])
+        cpu0, load_t0 = cpu_seconds(proc.pid), time.monotonic()
+        result["locust"] = run_locust(args, url, work)
+        load_t1 = time.monotonic()
+        result["service_cpu_s_during_load"] = cpu_seconds(proc.pid) - cpu0
+        result["rss"] = rss_windows(sampler, load_t0, load_t1)
+        result["all_series_s"] = time_all_series(url, all_body, all_rows, args.all_series_reps)
+        result["rss_peak_mib"] = max(rss for _, rss in sampler.samples)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            result["exit_code"] = proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            result["exit_code"] = f"killed after 90 s (was {proc.wait()})"
+        sampler.stop()
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    """The results as a two-column markdown table."""
+    loc, rss, alls = result["locust"], result["rss"], result["all_series_s"]
+    m, a = result["machine"], result["args"]
+    window = f"{rss['window_s']:.0f} s"
+    latency = [f"{loc[k]:.0f} ms" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]
+    rows = [
+        (
+            "machine",
+            f"{m['nproc']} CPUs, load average before / after {m['loadavg_before'][0]:.2f} / "
+            f"{m['loadavg_after'][0]:.2f}; locust runs on the same CPUs",
+        ),
+        ("`/ready` 200 after start", f"{result['ready_s']:.1f} s"),
+        (
+            "load",
+            f"{a['users']} users, spawn {a['spawn_rate']}/s, {a['seconds']} s, "
+            f"pacing {a['user_rps'] or 'none'} req/s a user",
+        ),
+        (
+            "single-series x 16 days: requests / failures",
+            f"{loc['requests']} / {loc['failures']}",
+        ),
+        ("req/s", f"{loc['req_per_s']:.1f}"),
+        ("latency p50 / p95 / p99 / max", " / ".join(latency)),
+        (
+            "CPU s during the load: service / locust",
+            f"{result['service_cpu_s_during_load']:.1f} / {loc['cpu_s']:.1f}",
+        ),
+        ("service RSS at /ready", f"{result['rss_ready_mib']:.0f} MiB"),
+        (
+            f"service RSS, first / last {window} of the load: mean (max)",
+            f"{rss['first_mean_mib']:.0f} ({rss['first_max_mib']:.0f}) / "
+            f"{rss['last_mean_mib']:.0f} ({rss['last_max_mib']:.0f}) MiB, "
+            f"last/first {rss['last_over_first']:.3f}",
+        ),
+        ("service RSS peak (whole run, all-series included)", f"{result['rss_peak_mib']:.0f} MiB"),
+        (
+            f"all series: {result['all_series_rows']:,} rows, "
+            f"{result['all_series_body_bytes'] / 1e6:.1f} MB body, x {len(alls)}",
+            f"{', '.join(f'{t:.2f}' for t in alls)} s; median {statistics.median(alls):.2f} s",
+        ),
+        ("SIGTERM -> exit code", str(result["exit_code"])),
+    ]
+    return "\n".join(["| what | result |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--artifacts", type=Path, default=ROOT / "artifacts", help="root with `current`"
+    )
+    data = ROOT.parent / "shared" / "data" / "favorita-store-sales"
+    parser.add_argument("--data-dir", type=Path, default=data, help="test.csv is read here")
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--spawn-rate", type=float, default=10.0)
+    parser.add_argument("--seconds", type=int, default=180)
+    parser.add_argument(
+        "--user-rps", type=float, default=None, help="pace each user (default: none)"
+    )
+    parser.add_argument("--all-series-reps", type=int, default=5)
+    parser.add_argument("--host", default=LOOPBACK, help="only 127.0.0.1 is accepted")
+    parser.add_argument("--port", type=int, default=None, help="default: a free port")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work dir")
+    return parser.parse_args(argv)
+
+
+def python_name() -> str:
+    relative = os.path.relpath(sys.executable, ROOT)
+    return sys.executable if relative.startswith("..") else relative
+
+
+def main() -> None:
+    args = parse_args()
+    args.port = args.port or free_port()
+    url = loopback_url(args.host, args.port)
+    work = Path(tempfile.mkdtemp(prefix="rf-bench-serve-"))
+    machine: dict[str, Any] = {"nproc": os.cpu_count(), "loadavg_before": os.getloadavg()}
+    started = dt.datetime.now(dt.UTC)
+    try:
+        result = measure(args, url, work)
+    except BaseException:
+        print(f"failed; work dir kept (service log, locust log): {work}", file=sys.stderr)
+        raise
+    machine["loadavg_after"] = os.getloadavg()
+    result = {
+        "command": " ".join([python_name(), *sys.argv]),
+        "started_utc": started.isoformat(timespec="seconds"),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": machine,
+        **result,
+    }
+    print(report(result))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"wrote {args.out}")
+    if args.keep:
+        print(f"work dir (service log, locust CSV and log): {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    failures = result["locust"]["failures"]
+    if failures or result["locust"]["exit_code"] != 0:
+        raise SystemExit(
+            f"FAILED: {failures} failed requests, locust exit {result['locust']['exit_code']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
