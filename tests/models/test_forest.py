@@ -40,7 +40,8 @@ def test_compiled_forest_is_bit_identical_to_xgboost_with_categories_and_missing
     assert 1 <= forest.depth <= 6
     assert np.any(forest.cat_row >= 0), "the booster should have categorical splits"
     np.testing.assert_array_equal(forest.predict(x), expected)
-    np.testing.assert_array_equal(forest.predict(x[:1]), expected[:1])
+    for n in (1, 3, 9):  # row-by-row and 2-D passes
+        np.testing.assert_array_equal(forest.predict(x[:n]), expected[:n])
 
 
 def test_compiled_forest_refuses_other_objectives_and_wrong_widths() -> None:
