@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -21,10 +23,19 @@ def family_positions(frame: pd.DataFrame, families: list[str]) -> npt.NDArray[np
     """Per row the position of its family in ``families`` (-1: not there)."""
     family = frame[FAMILY]
     if isinstance(family.dtype, pd.CategoricalDtype):
-        lookup = pd.Index(families).get_indexer(family.cat.categories.astype(str))
-        codes = family.cat.codes.to_numpy()
-        return np.where(codes >= 0, lookup[codes], -1).astype(np.int64)
+        categories = tuple(str(c) for c in family.cat.categories)
+        lookup = np.append(_positions(categories, tuple(families)), -1)
+        return lookup[family.cat.codes.to_numpy()]  # code -1 (missing) takes the last: -1
     return pd.Index(families).get_indexer(pd.Index(family.astype(str))).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(names: tuple[str, ...], vocabulary: tuple[str, ...]) -> npt.NDArray[np.int64]:
+    """Position of each name in ``vocabulary`` (-1: absent); memoised, requests repeat them."""
+    index = {name: i for i, name in enumerate(vocabulary)}
+    positions = np.array([index.get(name, -1) for name in names], dtype=np.int64)
+    positions.flags.writeable = False
+    return positions
 
 
 def series_keys(frame: pd.DataFrame, families: list[str]) -> npt.NDArray[np.int64]:
