@@ -347,3 +347,47 @@ def test_real_tail_appended_day_by_day_equals_the_real_window(
     with HistoryStore.open(db) as reopened:
         assert reopened.history_end == pd.Timestamp("2017-08-15")
         pd.testing.assert_frame_equal(reopened.to_frame(), expected)
+
+
+def test_two_stores_on_one_file_see_each_others_appends(store: HistoryStore, db_path: Path) -> None:
+    """Two server workers open the same file: each forecasts from the other's appends."""
+    with HistoryStore.open(db_path) as other:
+        before = other.snapshot()
+        store.append_actuals(_rows(_day("2017-08-16")))
+        # the other worker's next append is checked against the first one's rows
+        changed = _rows(_day("2017-08-16"), [(2, "BEVERAGES")])
+        changed[TARGET] += 1.0
+        with pytest.raises(ConflictError, match="store_nbr=2 family='BEVERAGES'"):
+            other.append_actuals(changed)
+        assert other.history_end == pd.Timestamp("2017-08-16")
+        pd.testing.assert_frame_equal(other.to_frame(), store.to_frame())
+        assert other.snapshot() is other.snapshot()  # no reload without a new commit
+        assert other.snapshot() is not before
+        result = other.append_actuals(_rows(pd.date_range("2017-08-16", "2017-08-17")))
+        assert (result.n_new, result.n_duplicate) == (N_SERIES, N_SERIES)
+        assert store.history_end == pd.Timestamp("2017-08-17")
+        pd.testing.assert_frame_equal(store.to_frame(), make_sales("2017-08-04", "2017-08-17"))
+
+
+def test_concurrent_appends_from_two_stores_lose_nothing(
+    store: HistoryStore, db_path: Path
+) -> None:
+    half = [(s, f) for s in STORES for f in KEPT_FAMILIES]
+    days = pd.date_range("2017-08-16", "2017-08-25")
+    with HistoryStore.open(db_path) as other:
+
+        def append(target: HistoryStore, part: list[tuple[int, str]]) -> None:
+            for day in days:
+                target.append_actuals(_rows(pd.DatetimeIndex([day]), part))
+
+        threads = [
+            threading.Thread(target=append, args=(store, half[: N_SERIES // 2])),
+            threading.Thread(target=append, args=(other, half[N_SERIES // 2 :])),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        expected = make_sales("2017-08-12", "2017-08-25")
+        pd.testing.assert_frame_equal(store.to_frame(), expected)
+        pd.testing.assert_frame_equal(other.to_frame(), expected)

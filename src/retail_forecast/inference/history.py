@@ -15,6 +15,11 @@ Rules:
 - Each call is one SQLite transaction (WAL mode, ``synchronous=FULL``); the in-memory snapshot
   is replaced only after the commit. Readers take :meth:`HistoryStore.snapshot`, an immutable
   view that never mixes two states; mutation is serialized by a lock.
+- Several processes (server workers) may open the same file. Each append takes SQLite's write
+  lock first (``BEGIN IMMEDIATE``) and reloads the window if another process committed since
+  (``PRAGMA data_version``), so appends from different workers are checked against each other;
+  :meth:`HistoryStore.snapshot` reloads the same way, so every worker forecasts from the
+  history that the last acknowledged append left.
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ from retail_forecast.inference.history_db import (
     ObsRow,
     StoredState,
     connect,
-    insert_actuals,
     iso,
     read_state,
+    write_actuals,
     write_initial,
 )
 from retail_forecast.inference.history_rows import (
@@ -131,11 +136,15 @@ def _readonly(array: npt.NDArray[_T]) -> npt.NDArray[_T]:
 class HistoryStore:
     """Sales history for server-side lags; build with :meth:`from_frame` or :meth:`open`."""
 
-    def __init__(self, conn: sqlite3.Connection, snapshot: HistorySnapshot, n_days: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, snapshot: HistorySnapshot, n_days: int, *, source: str
+    ) -> None:
         self._conn = conn
         self._snapshot = snapshot
         self.n_days = n_days
+        self._source = source
         self._lock = threading.Lock()
+        self._data_version = _data_version(conn)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -183,7 +192,7 @@ class HistoryStore:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, _snapshot_of(state), state.n_days)
+        return cls(conn, _snapshot_of(state), state.n_days, source=str(db_path))
 
     def close(self) -> None:
         with self._lock:
@@ -203,19 +212,29 @@ class HistoryStore:
     # -- reading -----------------------------------------------------------------------------
 
     def snapshot(self) -> HistorySnapshot:
-        """Return the current state; it never changes after it is returned."""
-        return self._snapshot
+        """Return the current state (reloaded if another process appended since); immutable."""
+        with self._lock:
+            self._refresh()
+            return self._snapshot
+
+    def _refresh(self) -> None:
+        """Reload the window when another connection committed (caller holds the lock)."""
+        version = _data_version(self._conn)
+        if version != self._data_version:
+            self._snapshot = _snapshot_of(read_state(self._conn, source=self._source))
+            self._data_version = version
+            logger.info("history store reloaded end=%s", self._snapshot.history_end.date())
 
     @property
     def history_end(self) -> pd.Timestamp:
-        return self._snapshot.history_end
+        return self.snapshot().history_end
 
     @property
     def series(self) -> list[Series]:
-        return list(self._snapshot.series)
+        return list(self.snapshot().series)
 
     def to_frame(self) -> pd.DataFrame:
-        return self._snapshot.to_frame()
+        return self.snapshot().to_frame()
 
     # -- appending ---------------------------------------------------------------------------
 
@@ -226,15 +245,24 @@ class HistoryStore:
         (a series this store does not keep) or ConflictError; in each case nothing is applied.
         """
         with self._lock:
-            before = self._snapshot
-            batch = normalize_rows(rows, before.index)
-            merge = merge_batch(
-                window=before.window, pending=before.pending, series=before.series, batch=batch
-            )
-            check_contiguous(before.dates[-1], merge.pending)
-            completed, filled = complete_days(before.dates[-1], merge.pending, len(before.series))
-            after = _advance(before, merge.pending, completed, n_days=self.n_days)
-            self._commit(batch, merge.new_mask, filled, after)
+            self._conn.execute("BEGIN IMMEDIATE")  # the write lock, across processes
+            try:
+                self._refresh()
+                before = self._snapshot
+                batch = normalize_rows(rows, before.index)
+                merge = merge_batch(
+                    window=before.window, pending=before.pending, series=before.series, batch=batch
+                )
+                check_contiguous(before.dates[-1], merge.pending)
+                completed, filled = complete_days(
+                    before.dates[-1], merge.pending, len(before.series)
+                )
+                after = _advance(before, merge.pending, completed, n_days=self.n_days)
+                self._write(batch, merge.new_mask, filled, after)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
             self._snapshot = after
         result = AppendResult(
             n_received=len(rows),
@@ -256,7 +284,7 @@ class HistoryStore:
         )
         return result
 
-    def _commit(
+    def _write(
         self,
         batch: Batch,
         new_mask: npt.NDArray[np.bool_],
@@ -275,7 +303,7 @@ class HistoryStore:
         ]
         new_rows += [(iso(day), int(i), 0.0, 0, 1) for day, idx in filled for i in idx]
         if new_rows:
-            insert_actuals(
+            write_actuals(
                 self._conn,
                 new_rows,
                 window_start=iso(after.dates[0]),
@@ -309,6 +337,11 @@ def _advance(
         is_closed=extend(before.is_closed, [p.closed for p in completed]),
         pending=remaining,
     )
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    """SQLite's counter of commits made by *other* connections to this database file."""
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _snapshot_of(state: StoredState) -> HistorySnapshot:

@@ -122,20 +122,13 @@ def read_state(conn: sqlite3.Connection, *, source: str) -> StoredState:
     )
 
 
-def insert_actuals(
+def write_actuals(
     conn: sqlite3.Connection, rows: Sequence[ObsRow], *, window_start: str, history_end: str
 ) -> None:
-    """One transaction: add rows, move the history end, drop rows older than the window."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(
-            "INSERT INTO obs (date, series_idx, sales, onpromotion, is_closed)"
-            " VALUES (?, ?, ?, ?, ?)",
-            rows,
-        )
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'history_end'", (history_end,))
-        conn.execute("DELETE FROM obs WHERE date < ?", (window_start,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    """Add rows, move the history end, drop rows older than the window (caller's transaction)."""
+    conn.executemany(
+        "INSERT INTO obs (date, series_idx, sales, onpromotion, is_closed) VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'history_end'", (history_end,))
+    conn.execute("DELETE FROM obs WHERE date < ?", (window_start,))
