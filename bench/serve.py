@@ -86,22 +86,46 @@ class RssSampler:
         return [rss for t, rss in self.samples if start <= t <= end]
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn workers), from /proc/<pid>/task/*/children."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
 def rss_mib(pid: int) -> float | None:
-    """VmRSS of ``pid`` in MiB; None once the process is gone."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
+    """VmRSS of ``pid`` and its workers in MiB (summed); None once the process is gone."""
+    total, seen = 0.0, False
+    for member in process_tree(pid):
+        try:
+            text = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+                seen = True
+    return total if seen else None
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of ``pid`` and its live workers from /proc/<pid>/stat."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def free_port() -> int:
@@ -158,7 +182,7 @@ def service_env(
     return env, raised
 
 
-def serve_command(artifacts: Path, port: int) -> list[str]:
+def serve_command(artifacts: Path, port: int, workers: int) -> list[str]:
     script = Path(sys.executable).with_name("retail-forecast")
     head = [str(script)] if script.exists() else [sys.executable, "-m", "retail_forecast.cli"]
     return [
@@ -170,6 +194,8 @@ def serve_command(artifacts: Path, port: int) -> list[str]:
         LOOPBACK,
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
 
 
@@ -303,7 +329,7 @@ def measure(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
         "all_series_body_bytes": len(all_body.encode()),
         "limits_raised": raised,
     }
-    command = serve_command(args.artifacts, args.port)
+    command = serve_command(args.artifacts, args.port, args.workers)
     result["serve_command"] = " ".join(command)
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -385,6 +411,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data = ROOT.parent / "shared" / "data" / "favorita-store-sales"
     parser.add_argument("--data-dir", type=Path, default=data, help="test.csv is read here")
     parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     parser.add_argument("--spawn-rate", type=float, default=10.0)
     parser.add_argument("--seconds", type=int, default=180)
     parser.add_argument(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def free_port() -> int:
 class Service:
     """`python -m retail_forecast.cli serve` in a subprocess, logging to a file."""
 
-    def __init__(self, bundle: TinyBundle, workdir: Path) -> None:
+    def __init__(self, bundle: TinyBundle, workdir: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +54,7 @@ class Service:
             "RF_API__HISTORY_DIR": str(workdir / "history"),
         }
         command = [sys.executable, "-m", "retail_forecast.cli", "serve"]
-        command += ["--artifacts", str(bundle.artifacts), "--port", str(self.port)]
+        command += ["--artifacts", str(bundle.artifacts), "--port", str(self.port), *extra]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             command, cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT
@@ -247,3 +248,35 @@ def test_forecast_command_writes_a_submission(bundle: TinyBundle, tmp_path: Path
     assert len(frame) == len(bundle.test)
     assert np.isfinite(frame["sales"]).all()
     assert (frame["sales"] >= 0).all()
+
+
+def test_two_workers_share_the_history_and_stop_cleanly(bundle: TinyBundle, workdir: Path) -> None:
+    service = Service(bundle, workdir, "--workers", "2")
+    try:
+        service.ready_statuses()
+        deadline = time.monotonic() + 60
+        while service.output().count("model ready") < 2:  # both workers loaded the bundle
+            assert time.monotonic() < deadline, service.output()
+            time.sleep(0.1)
+        end = bundle.sales[DATE].max().date()
+        first = end + dt.timedelta(days=1)
+        actuals = [{**row, "sales": 5.0} for row in rows_for(bundle, start=first, days=1)]
+        response = service.post("/api/v1/actuals", {"rows": actuals})
+        assert response.status_code == 200, response.text
+        day_17 = rows_for(bundle, start=first + dt.timedelta(days=1), series=[(2, "BEVERAGES")])
+        old_day_1 = rows_for(bundle, start=first, days=1, series=[(2, "BEVERAGES")])
+
+        def check(_: int) -> tuple[str, int, int]:
+            with httpx.Client(timeout=30) as client:  # a new connection: any worker may answer
+                described = client.get(service.url + "/api/v1/models").json()
+                fresh = client.post(service.url + "/api/v1/predict", json={"rows": day_17})
+                stale = client.post(service.url + "/api/v1/predict", json={"rows": old_day_1})
+            return described["domain"]["history_end"], fresh.status_code, stale.status_code
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = set(pool.map(check, range(16)))
+        assert answers == {(first.isoformat(), 200, 422)}
+    finally:
+        code = service.stop()
+        service.log.close()
+    assert code == 0, service.output()

@@ -97,6 +97,8 @@ class ApiConfig(Section):
     cors_allow_credentials: bool = False
     admin_enabled: bool = False
     threads: int = Field(default=4, ge=1)
+    # server processes (uvicorn workers); each loads the bundle and shares the history file
+    workers: int = Field(default=1, ge=1, le=32)
     # per worker; more gets 503 + Retry-After (promise 6)
     max_in_flight: int = Field(default=64, ge=1)
     retry_after_s: int = Field(default=1, ge=1)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,25 +23,59 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option("--host", help="Default 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=32,
+            help="Server processes (default 1, RF_API__WORKERS); each loads the bundle.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the forecasting API (uvicorn); SIGTERM drains in-flight requests, then exits 0."""
-    serve_api(with_artifacts(load_settings(), artifacts), host, port)
+    serve_api(with_artifacts(load_settings(), artifacts), host, port, workers=workers)
 
 
-def serve_api(settings: Settings, host: str | None, port: int | None) -> None:
-    """Run the FastAPI app under uvicorn until SIGINT/SIGTERM; a drained shutdown exits 0."""
+def serve_api(
+    settings: Settings, host: str | None, port: int | None, *, workers: int | None = None
+) -> None:
+    """Run the FastAPI app under uvicorn until SIGINT/SIGTERM; a drained shutdown exits 0.
+
+    With several workers, uvicorn starts that many processes on one socket; each builds the
+    app from the environment (the options given here are passed on as ``RF_*`` variables)
+    and they share the history store file (appends from any worker reach all of them).
+    """
     import signal
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from retail_forecast.app import create_app
 
     api = settings.api.model_copy(
-        update={"host": host or settings.api.host, "port": port or settings.api.port}
+        update={
+            "host": host or settings.api.host,
+            "port": port or settings.api.port,
+            "workers": workers or settings.api.workers,
+        }
     )
     settings = settings.model_copy(update={"api": api})
+    app: Any = "retail_forecast.app:create_app"  # workers > 1: each builds its own app
+    if api.workers == 1:
+        app = create_app(settings)
+    else:
+        os.environ.update(
+            {
+                "RF_ARTIFACTS_DIR": str(Path(settings.artifacts_dir).resolve()),
+                "RF_API__HOST": api.host,
+                "RF_API__PORT": str(api.port),
+            }
+        )
     config = uvicorn.Config(
-        create_app(settings),
+        app,
+        factory=api.workers > 1,
+        workers=api.workers,
         host=api.host,
         port=api.port,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
@@ -49,11 +84,20 @@ def serve_api(settings: Settings, host: str | None, port: int | None) -> None:
         log_config=None,
         access_log=False,
     )
-    logger.info("serving %s on http://%s:%d", settings.artifacts_dir, api.host, api.port)
+    logger.info(
+        "serving %s on http://%s:%d workers=%d",
+        settings.artifacts_dir,
+        api.host,
+        api.port,
+        api.workers,
+    )
     # uvicorn drains on SIGTERM, then re-raises the signal to the handler that was installed
     # before it ran; a no-op one here makes a drained shutdown exit 0 (RELIABILITY promise 2).
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    uvicorn.Server(config).run()
+    if api.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()
     logger.info("server stopped")
 
 

@@ -34,6 +34,7 @@ from retail_forecast.inference.preprocess import (
 )
 from retail_forecast.models.hybrid import HybridForecaster
 from retail_forecast.schema import DATE, HORIZON, TARGET
+from retail_forecast.utils.io import exclusive_lock
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,15 @@ class LocalPredictor:
 
 
 def _open_store(bundle: ModelBundle, db_path: Path) -> HistoryStore:
-    """Reopen this version's store (appended actuals survive) or create it from the bundle."""
+    """Reopen this version's store (appended actuals survive) or create it from the bundle.
+
+    A lock file makes the check-then-create safe when several server workers start at once.
+    """
+    with exclusive_lock(db_path.with_name(f"{db_path.name}.lock")):
+        return _open_or_create_store(bundle, db_path)
+
+
+def _open_or_create_store(bundle: ModelBundle, db_path: Path) -> HistoryStore:
     if db_path.is_file():
         store = HistoryStore.open(db_path)
         logger.info("history store reopened db=%s end=%s", db_path, store.history_end.date())

@@ -16,6 +16,20 @@ import pandas as pd
 CHUNK = 1 << 20
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if absent) across processes (POSIX)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def fsync_dir(directory: Path) -> None:
     """Flush a directory entry so a rename survives a crash (no-op where unsupported)."""
     try:
