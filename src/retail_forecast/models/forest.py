@@ -17,7 +17,7 @@ leaf values are accumulated in float32, tree by tree, from ``base_score``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ IntArray = npt.NDArray[np.int64]
 F32Array = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 SUPPORTED_OBJECTIVES = ("reg:squarederror",)
+CAT_CACHE_ROWS = 256  # memoised categorical decisions (one entry per store x family seen)
 ROW_BY_ROW = 8  # up to this many rows, one 1-D pass per row beats a 2-D pass (fewer index ops)
 
 
@@ -44,10 +45,19 @@ class CompiledForest:
     default_left: BoolArray
     cat_row: IntArray  # row of ``cat_right`` for a categorical split, -1 otherwise
     cat_right: BoolArray  # [categorical split, category]: True = goes right
+    cat_feature: IntArray  # the feature each categorical split reads
     roots: IntArray
     depth: int
     base_score: np.float32
     n_features: int
+    cat_features: IntArray = field(init=False, compare=False, repr=False)
+    _cat_cache: dict[tuple[float, ...], BoolArray] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        # the distinct features that categorical splits read (the memo key of a row)
+        object.__setattr__(self, "cat_features", np.unique(self.cat_feature))
 
     @property
     def n_trees(self) -> int:
@@ -76,7 +86,7 @@ class CompiledForest:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected [rows, {self.n_features}] features, got {x.shape}")
         if len(x) <= ROW_BY_ROW:
-            leaves = np.stack([self.threshold[self._leaves(row)] for row in x])
+            leaves = np.stack([self.threshold[self._row_leaves(row)] for row in x])
         else:
             leaves = self.threshold[self._leaves(x)]
         start = np.full((len(x), 1), self.base_score, dtype=np.float32)
@@ -85,22 +95,56 @@ class CompiledForest:
         return np.ascontiguousarray(total[:, -1])
 
     def _leaves(self, x: F32Array) -> IntArray:
-        """Leaf node per (row, tree) of a 2-D ``x``, or per tree of one 1-D row (faster)."""
-        if x.ndim == 1:
-            node = self.roots
-        else:
-            node = np.broadcast_to(self.roots, (len(x), self.n_trees))
-            rows = np.arange(len(x))[:, None]
+        """Leaf node per (row, tree) of a 2-D ``x``."""
+        node = np.broadcast_to(self.roots, (len(x), self.n_trees))
+        rows = np.arange(len(x))[:, None]
         for _ in range(self.depth):
-            value = x[self.feature[node]] if x.ndim == 1 else x[rows, self.feature[node]]
+            value = x[rows, self.feature[node]]
             go_left = value < self.threshold[node]
             if len(self.cat_right):
                 self._categorical(node, value, go_left)
-            missing = np.isnan(value)
-            if missing.any():
-                go_left = np.where(missing, self.default_left[node], go_left)
-            node = np.where(go_left, self.left[node], self.right[node])
+            node = self._step(node, value, go_left)
         return node
+
+    def _row_leaves(self, x: F32Array) -> IntArray:
+        """Leaf node per tree of one 1-D row: fewer index operations than :meth:`_leaves`."""
+        cat_left = self._cat_decisions(x)
+        node = self.roots
+        for _ in range(self.depth):
+            value = x[self.feature[node]]
+            go_left = value < self.threshold[node]
+            if cat_left is not None:
+                row = self.cat_row[node]
+                go_left = np.where(row >= 0, cat_left[row], go_left)
+            node = self._step(node, value, go_left)
+        return node
+
+    def _step(self, node: IntArray, value: F32Array, go_left: BoolArray) -> IntArray:
+        missing = np.isnan(value)
+        if missing.any():
+            go_left = np.where(missing, self.default_left[node], go_left)
+        return np.where(go_left, self.left[node], self.right[node])
+
+    def _cat_decisions(self, x: F32Array) -> BoolArray | None:
+        """Every categorical split's decision for row ``x`` (True: left), plus a padding entry.
+
+        They depend only on the row's categorical values (store and family here), which stay
+        the same through a series' 16 recursive steps, so they are memoised per value tuple.
+        """
+        if not len(self.cat_right):
+            return None
+        key = tuple(float(v) for v in x[self.cat_features])
+        cached = self._cat_cache.get(key)
+        if cached is None:
+            value = x[self.cat_feature]
+            valid = (value >= 0) & (value < self.cat_right.shape[1])  # NaN, out of range: left
+            code = np.where(valid, value, 0).astype(np.int64)
+            in_set = self.cat_right[np.arange(len(code)), code] & valid
+            cached = np.append(~in_set, True)
+            if len(self._cat_cache) >= CAT_CACHE_ROWS:
+                self._cat_cache.clear()
+            self._cat_cache[key] = cached
+        return cached
 
     def _categorical(self, node: IntArray, value: F32Array, go_left: BoolArray) -> None:
         """Overwrite ``go_left`` where ``node`` is a categorical split (in place)."""
@@ -138,6 +182,7 @@ def _flatten(
         depth = max(depth, _depth(lc, rc))
         offset += n
     n_categories = max((max(s) + 1 for s in cat_sets if s), default=0)
+    cat_rows = np.concatenate(cat_row)
     cat_right = np.zeros((len(cat_sets), n_categories), dtype=np.bool_)
     for i, members in enumerate(cat_sets):
         cat_right[i, members] = True
@@ -147,8 +192,9 @@ def _flatten(
         left=np.concatenate(left),
         right=np.concatenate(right),
         default_left=np.concatenate(default_left),
-        cat_row=np.concatenate(cat_row),
+        cat_row=cat_rows,
         cat_right=cat_right,
+        cat_feature=_split_features(cat_rows, np.concatenate(feature)),
         roots=np.asarray(roots, dtype=np.int64),
         depth=depth,
         base_score=base_score,
@@ -167,6 +213,14 @@ def _categorical_rows(tree: dict[str, Any], n_nodes: int, cat_sets: list[list[in
         rows[node_id] = len(cat_sets)
         cat_sets.append([int(c) for c in categories[seg : seg + size]])
     return rows
+
+
+def _split_features(cat_rows: IntArray, feature: IntArray) -> IntArray:
+    """Return the feature of each categorical split, in ``cat_right`` row order."""
+    nodes = np.flatnonzero(cat_rows >= 0)
+    out = np.empty(len(nodes), dtype=np.int64)
+    out[cat_rows[nodes]] = feature[nodes]
+    return out
 
 
 def _depth(left: IntArray, right: IntArray) -> int:
