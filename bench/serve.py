@@ -194,8 +194,7 @@ def serve_command(artifacts: Path, port: int, workers: int) -> list[str]:
         LOOPBACK,
         "--port",
         str(port),
-        "--workers",
-        str(workers),
+        *(["--workers", str(workers)] if workers > 1 else []),
     ]
 
 
