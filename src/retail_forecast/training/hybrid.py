@@ -28,11 +28,13 @@ def _blend(
 def add_hybrid(
     result: BacktestResult, *, first: str = "xgboost", second: str = "lstm", name: str = "hybrid"
 ) -> tuple[BacktestResult, BlendWeights]:
-    """Add a ``name`` column scored out of sample, and return the weights learned on all folds.
+    """Add a ``name`` column scored out of sample, and return the weights to ship.
 
     With several folds, fold k's blend uses weights learned on the other folds only, so the
     reported hybrid RMSLE is a held-out figure. With one fold there is nothing to hold out and
-    the in-sample weights are used (logged).
+    the in-sample weights are used (logged). The weights learned on all folds are shipped only
+    if that held-out hybrid beats the better single model on the mean fold RMSLE; otherwise the
+    bundle serves that model alone (the issue's "fall back where blending doesn't help").
     """
     predictions = result.predictions.copy()
     folds = predictions[FOLD].unique()
@@ -48,4 +50,25 @@ def add_hybrid(
         hybrid[rows] = _blend(predictions[rows], weights)
     predictions[name] = hybrid
     models = [*result.models, name] if name not in result.models else result.models
-    return BacktestResult(result.folds, models, predictions, result.seconds), final
+    scored = BacktestResult(result.folds, models, predictions, result.seconds)
+    if len(folds) > 1:
+        final = _unless_a_single_model_wins(scored, final, name=name)
+    return scored, final
+
+
+def _unless_a_single_model_wins(
+    scored: BacktestResult, weights: BlendWeights, *, name: str
+) -> BlendWeights:
+    mean = scored.mean_rmsle()
+    best = min((weights.first, weights.second), key=lambda model: mean[model])
+    if mean[name] < mean[best]:
+        return weights
+    logger.warning(
+        "held-out hybrid %.4f does not beat %s %.4f on the mean; the bundle serves %s alone",
+        mean[name],
+        best,
+        mean[best],
+        best,
+    )
+    single = 1.0 if best == weights.first else 0.0
+    return BlendWeights(weights.first, weights.second, global_weight=single)
