@@ -96,7 +96,8 @@ class ApiConfig(Section):
     cors_origins: tuple[str, ...] = ()
     cors_allow_credentials: bool = False
     admin_enabled: bool = False
-    threads: int = Field(default=4, ge=1)
+    # inference threads per worker; 2 measured best on 2 cores (bench/RESULTS.md serve)
+    threads: int = Field(default=2, ge=1)
     # server processes (uvicorn workers); each loads the bundle and shares the history file
     workers: int = Field(default=1, ge=1, le=32)
     # per worker; more gets 503 + Retry-After (promise 6)
