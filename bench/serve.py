@@ -54,6 +54,7 @@ LOOPBACK = "127.0.0.1"
 PREDICT = "/api/v1/predict"
 JSON_HEADERS = {"Content-Type": "application/json"}
 READY_TIMEOUT_S = 600.0
+READY_STREAK = 20
 
 
 @dataclass
@@ -199,17 +200,19 @@ def serve_command(artifacts: Path, port: int, workers: int) -> list[str]:
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> float:
+    """Seconds until READY_STREAK new connections in a row get /ready 200 (every worker)."""
     t0 = time.monotonic()
-    while True:
+    streak = 0
+    while streak < READY_STREAK:
         if proc.poll() is not None or time.monotonic() - t0 > READY_TIMEOUT_S:
             tail = log.read_text(errors="replace")[-3000:]
             raise SystemExit(f"service not ready (exit {proc.returncode}); log tail:\n{tail}")
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return time.monotonic() - t0
+        try:  # a new connection each time: with several workers, any of them may answer
+            streak = streak + 1 if httpx.get(url + "/ready", timeout=2).status_code == 200 else 0
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+            streak = 0
+        time.sleep(0.1 if streak == 0 else 0.01)
+    return time.monotonic() - t0
 
 
 def check_one(url: str, body: str) -> None:

@@ -276,7 +276,16 @@ def test_two_workers_share_the_history_and_stop_cleanly(bundle: TinyBundle, work
         with ThreadPoolExecutor(max_workers=4) as pool:
             answers = set(pool.map(check, range(16)))
         assert answers == {(first.isoformat(), 200, 422)}
+        # each worker listens on its own SO_REUSEPORT socket: the kernel spreads connections
+        assert listening_sockets(service.port) == 2
     finally:
         code = service.stop()
         service.log.close()
     assert code == 0, service.output()
+
+
+def listening_sockets(port: int) -> int:
+    """TCP sockets in LISTEN state on 127.0.0.1:``port`` (from /proc/net/tcp)."""
+    local = f"0100007F:{port:04X}"
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")

@@ -42,15 +42,17 @@ def serve_api(
 ) -> None:
     """Run the FastAPI app under uvicorn until SIGINT/SIGTERM; a drained shutdown exits 0.
 
-    With several workers, uvicorn starts that many processes on one socket; each builds the
-    app from the environment (the options given here are passed on as ``RF_*`` variables)
-    and they share the history store file (appends from any worker reach all of them).
+    With several workers, uvicorn's supervisor starts that many processes, each on its own
+    SO_REUSEPORT socket where the platform has it (the kernel spreads connections over them);
+    each builds the app from the environment (the options given here are passed on as ``RF_*``
+    variables) and they share the history store file (appends from any worker reach all).
     """
     import signal
 
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from retail_forecast.api.workers import ReusePortMultiprocess, reuse_port_supported
     from retail_forecast.app import create_app
 
     api = settings.api.model_copy(
@@ -94,7 +96,9 @@ def serve_api(
     # uvicorn drains on SIGTERM, then re-raises the signal to the handler that was installed
     # before it ran; a no-op one here makes a drained shutdown exit 0 (RELIABILITY promise 2).
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    if api.workers > 1:
+    if api.workers > 1 and reuse_port_supported():
+        ReusePortMultiprocess(config).run()
+    elif api.workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
         uvicorn.Server(config).run()
