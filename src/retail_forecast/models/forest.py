@@ -136,11 +136,8 @@ class CompiledForest:
         key = tuple(float(v) for v in x[self.cat_features])
         cached = self._cat_cache.get(key)
         if cached is None:
-            value = x[self.cat_feature]
-            valid = (value >= 0) & (value < self.cat_right.shape[1])  # NaN, out of range: left
-            code = np.where(valid, value, 0).astype(np.int64)
-            in_set = self.cat_right[np.arange(len(code)), code] & valid
-            cached = np.append(~in_set, True)
+            splits = np.arange(len(self.cat_feature))
+            cached = np.append(self._goes_left(splits, x[self.cat_feature]), True)
             if len(self._cat_cache) >= CAT_CACHE_ROWS:
                 self._cat_cache.clear()
             self._cat_cache[key] = cached
@@ -152,11 +149,17 @@ class CompiledForest:
         at = row >= 0
         if not at.any():
             return
-        cat = value[at]
-        valid = (cat >= 0) & (cat < self.cat_right.shape[1])  # NaN and out-of-range: left
-        code = np.where(valid, cat, 0).astype(np.int64)
-        in_set = self.cat_right[row[at], code] & valid
-        go_left[at] = ~in_set
+        go_left[at] = self._goes_left(row[at], value[at])
+
+    def _goes_left(self, split: IntArray, value: F32Array) -> BoolArray:
+        """XGBoost's categorical decision: a category outside the split's set goes left.
+
+        So do NaN, negative and out-of-range values (NaN is then overridden by
+        ``default_left``, as for numeric splits).
+        """
+        valid = (value >= 0) & (value < self.cat_right.shape[1])
+        code = np.where(valid, value, 0).astype(np.int64)
+        return np.asarray(~(self.cat_right[split, code] & valid), dtype=np.bool_)
 
 
 def _flatten(

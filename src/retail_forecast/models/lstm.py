@@ -270,9 +270,9 @@ class LSTMForecaster:
         wanted = np.unique(flat)
         # Only the last window (and the dead-series look-back) is read: cut the rest early.
         look_back = max(self.config.window, self.config.dead_series_days)
-        recent = history_days > origin_day - look_back
-        keep = recent & np.isin(self._flat_keys(history, unknown_ok=True), wanted)
-        hist = history.iloc[np.flatnonzero(keep)]
+        recent = history.iloc[np.flatnonzero(history_days > origin_day - look_back)]
+        requested = np.isin(self._flat_keys(recent, unknown_ok=True), wanted)
+        hist = recent.iloc[np.flatnonzero(requested)]
         panel = build_panel(hist, stores=self.stores_, families=self.families_, end=origin)
         panel_flat = panel.store_pos * len(self.families_) + panel.family_pos
         missing = np.setdiff1d(wanted, panel_flat)
