@@ -23,7 +23,7 @@ from backtest_xgboost import MLForecastPeer
 
 from retail_forecast.config import DataConfig, Settings
 from retail_forecast.pipeline.build_dataset import build_dataset
-from retail_forecast.pipeline.fit import model_factories
+from retail_forecast.pipeline.fit import model_factories, side_by_side_models
 from retail_forecast.training.backtest import run_backtest, summary_table
 from retail_forecast.training.hybrid import add_hybrid
 from retail_forecast.utils.log import configure_logging
@@ -49,7 +49,8 @@ def main() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     started = time.perf_counter()
     built = build_dataset(args.data_dir, DataConfig())
-    factories = dict(model_factories(settings, built.holidays))
+    parallel = side_by_side_models(settings, ("xgboost", "lstm"))  # as `train` fits them
+    factories = dict(model_factories(settings, built.holidays, side_by_side=bool(parallel)))
     if not args.no_peer:
         factories["mlforecast_lgbm"] = lambda: MLForecastPeer(  # type: ignore[assignment,return-value]
             lgb.LGBMRegressor(
@@ -62,7 +63,9 @@ def main() -> None:
             ),
             train_start="2015-01-01",
         )
-    result = run_backtest(built.sales, factories, folds=args.folds, horizon=16, step=16)
+    result = run_backtest(
+        built.sales, factories, folds=args.folds, horizon=16, step=16, parallel=parallel
+    )
     result, weights = add_hybrid(result)
     wall = time.perf_counter() - started
     result.predictions.to_parquet(args.predictions, index=False)

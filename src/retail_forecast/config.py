@@ -84,6 +84,9 @@ class BacktestConfig(Section):
     folds: int = Field(default=4, ge=1)
     horizon: int = Field(default=16, ge=1)
     step: int = Field(default=16, ge=1)
+    # train/backtest fit XGBoost and the LSTM side by side, each in its own thread; XGBoost
+    # then gets xgboost.nthread - lstm.num_threads threads (>= 1) so the two fill the cores
+    parallel_models: bool = True
 
 
 class ApiConfig(Section):

@@ -115,3 +115,18 @@ def test_tampered_bundle_is_refused(trained: TrainResult, tmp_path: Path) -> Non
     weights.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=r"weights\.safetensors"):
         ModelBundle.open(copy)
+
+
+@pytest.mark.slow
+def test_side_by_side_fits_give_the_one_at_a_time_result(
+    trained: TrainResult, dataset: BuiltDataset, tmp_path: Path
+) -> None:
+    assert Settings.model_validate(TINY).backtest.parallel_models  # the fixture ran side by side
+    one_at_a_time = {**TINY, "backtest": {**TINY["backtest"], "parallel_models": False}}
+    again = train_bundle(dataset, Settings.model_validate(one_at_a_time), out_dir=tmp_path)
+    pd.testing.assert_frame_equal(again.backtest.predictions, trained.backtest.predictions)
+    future = _future(dataset.sales)
+    np.testing.assert_array_equal(
+        again.forecaster.predict(dataset.sales, future)[TARGET].to_numpy(),
+        trained.forecaster.predict(dataset.sales, future)[TARGET].to_numpy(),
+    )

@@ -1,4 +1,5 @@
 import json
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -214,3 +215,46 @@ def test_cli_hybrid_alone_implies_its_two_models() -> None:
 
     assert _model_names("hybrid") == ["xgboost", "lstm", "hybrid"]
     assert _model_names(" lstm , hybrid,") == ["xgboost", "lstm", "hybrid"]
+
+
+class _Meeting(_Recorder):
+    """Fits only when its partner model is fitting at the same moment (a two-party barrier)."""
+
+    barrier: ClassVar[threading.Barrier]
+
+    def fit(self, history: pd.DataFrame) -> "_Meeting":
+        _Meeting.barrier.wait()  # BrokenBarrierError after the timeout when run one at a time
+        return super().fit(history)
+
+
+class _Broken(_Recorder):
+    def fit(self, history: pd.DataFrame) -> "_Broken":
+        raise DataValidationError("broken model")
+
+
+def test_parallel_models_fit_side_by_side_with_the_sequential_result() -> None:
+    sequential = run_backtest(_panel(), {"a": _Recorder, "b": _Recorder}, folds=3)
+    _Meeting.barrier = threading.Barrier(2, timeout=10)
+    parallel = run_backtest(_panel(), {"a": _Meeting, "b": _Meeting}, folds=3, parallel=("a", "b"))
+    pd.testing.assert_frame_equal(parallel.predictions, sequential.predictions)
+    assert parallel.models == sequential.models
+    assert list(parallel.seconds) == list(sequential.seconds)
+    assert all(list(by_model) == sequential.models for by_model in parallel.seconds.values())
+
+
+def test_one_at_a_time_without_parallel() -> None:
+    _Meeting.barrier = threading.Barrier(2, timeout=0.5)
+    with pytest.raises(threading.BrokenBarrierError):
+        run_backtest(_panel(), {"a": _Meeting, "b": _Meeting}, folds=1)
+
+
+def test_a_failing_parallel_model_stops_the_backtest_with_its_error() -> None:
+    _Recorder.seen = []
+    with pytest.raises(DataValidationError, match="broken model"):
+        run_backtest(_panel(), {"a": _Recorder, "b": _Broken}, folds=3, parallel=("a", "b"))
+    assert len(_Recorder.seen) <= 2  # the healthy lane stops at its next fold
+
+
+def test_parallel_must_name_known_models() -> None:
+    with pytest.raises(DataValidationError, match="unknown models"):
+        run_backtest(_panel(), {"a": _Recorder}, folds=1, parallel=("a", "xgb"))

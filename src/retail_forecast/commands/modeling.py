@@ -41,14 +41,15 @@ def backtest(
 ) -> None:
     """Rolling-origin backtest (refit per fold) of the models next to the four baselines."""
     from retail_forecast.pipeline.build_dataset import build_dataset
-    from retail_forecast.pipeline.fit import model_factories
+    from retail_forecast.pipeline.fit import model_factories, side_by_side_models
     from retail_forecast.training.backtest import run_backtest, summary_table
     from retail_forecast.training.hybrid import add_hybrid
 
     settings = load_settings(json_output=json_output)
     names = _model_names(models)  # fail fast on unknown names, before reading any data
     built = build_dataset(local_data_dir(data_dir, settings), settings.data)
-    factories = model_factories(settings, built.holidays)
+    parallel = side_by_side_models(settings, names)
+    factories = model_factories(settings, built.holidays, side_by_side=bool(parallel))
     result = run_backtest(
         built.sales,
         {name: factories[name] for name in names if name != "hybrid"},
@@ -56,6 +57,7 @@ def backtest(
         horizon=settings.backtest.horizon,
         step=settings.backtest.step,
         progress=not json_output,
+        parallel=parallel,
     )
     if "hybrid" in names:
         result, _ = add_hybrid(result)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,45 @@ class TrainResult:
 
 
 def model_factories(
-    settings: Settings, holidays: pd.DataFrame | None
+    settings: Settings, holidays: pd.DataFrame | None, *, side_by_side: bool = False
 ) -> dict[str, Callable[[], XGBForecaster | LSTMForecaster]]:
-    """Return fresh, unfitted forecasters for the backtest and the final fit."""
+    """Return fresh, unfitted forecasters for the backtest and the final fit.
+
+    ``side_by_side``: the two models will be fitted at the same time, so XGBoost leaves the
+    LSTM its threads (``xgboost.nthread - lstm.num_threads``, at least 1).
+    """
+    xgb_config = settings.xgboost
+    if side_by_side:
+        threads = max(1, xgb_config.nthread - settings.lstm.num_threads)
+        xgb_config = xgb_config.model_copy(update={"nthread": threads})
     return {
-        "xgboost": lambda: XGBForecaster(settings.xgboost, settings.features, holidays=holidays),
+        "xgboost": lambda: XGBForecaster(xgb_config, settings.features, holidays=holidays),
         "lstm": lambda: LSTMForecaster(settings.lstm),
     }
+
+
+def side_by_side_models(settings: Settings, names: Collection[str]) -> tuple[str, ...]:
+    """Return the models to fit side by side (``backtest.parallel_models``), or ``()``."""
+    pair = tuple(name for name in ("xgboost", "lstm") if name in names)
+    return pair if settings.backtest.parallel_models and len(pair) == 2 else ()
+
+
+def _final_fit(
+    factories: dict[str, Callable[[], XGBForecaster | LSTMForecaster]],
+    sales: pd.DataFrame,
+    *,
+    side_by_side: bool,
+) -> tuple[XGBForecaster, LSTMForecaster]:
+    """Fit both models on all data, in two threads when ``side_by_side``."""
+    xgb = factories["xgboost"]()
+    lstm = factories["lstm"]()
+    if not isinstance(xgb, XGBForecaster) or not isinstance(lstm, LSTMForecaster):
+        raise TypeError("model_factories returned unexpected model types")
+    with ThreadPoolExecutor(2 if side_by_side else 1, thread_name_prefix="final-fit") as pool:
+        xgb_fit, lstm_fit = pool.submit(xgb.fit, sales), pool.submit(lstm.fit, sales)
+        xgb_fit.result()
+        lstm_fit.result()
+    return xgb, lstm
 
 
 def serving_domain(sales: pd.DataFrame) -> dict[str, Any]:
@@ -76,18 +109,24 @@ def train_bundle(
 ) -> TrainResult:
     """Backtest both models, learn the blend, refit on all data and publish a verified bundle."""
     sales = dataset.sales
-    factories = model_factories(settings, dataset.holidays)
+    parallel = side_by_side_models(settings, ("xgboost", "lstm"))
+    factories = model_factories(settings, dataset.holidays, side_by_side=bool(parallel))
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     cfg = settings.backtest
     result = run_backtest(
-        sales, factories, folds=cfg.folds, horizon=cfg.horizon, step=cfg.step, progress=progress
+        sales,
+        factories,
+        folds=cfg.folds,
+        horizon=cfg.horizon,
+        step=cfg.step,
+        progress=progress,
+        parallel=parallel,
     )
     result, weights = add_hybrid(result)
     seconds["backtest"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
-    xgb = XGBForecaster(settings.xgboost, settings.features, holidays=dataset.holidays).fit(sales)
-    lstm = LSTMForecaster(settings.lstm).fit(sales)
+    xgb, lstm = _final_fit(factories, sales, side_by_side=bool(parallel))
     hybrid = HybridForecaster(xgb, lstm, weights)
     seconds["final_fit"] = round(time.perf_counter() - started, 1)
     metadata = {
