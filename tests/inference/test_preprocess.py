@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from bundle_helpers import TinyBundle
 
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
+from retail_forecast.features.builder import panel_from_frame
 from retail_forecast.inference.history import HistoryStore
 from retail_forecast.inference.preprocess import (
     canonical_rows,
-    history_from_snapshot,
+    panel_from_snapshot,
     requested_series,
     select_history,
 )
@@ -59,9 +61,14 @@ def test_snapshot_and_frame_paths_give_the_same_history(
     families = sorted(sales[FAMILY].astype(str).unique())
     series = [(1, families[2]), (3, families[0])]
     with HistoryStore.from_frame(sales, n_days=60, db_path=tmp_path / "h.sqlite") as store:
-        from_store = history_from_snapshot(store.snapshot(), series)
+        from_store = panel_from_snapshot(store.snapshot(), series)
     from_frame = select_history(sales, series, n_days=60, families=families)
-    pd.testing.assert_frame_equal(from_store, from_frame)
+    pd.testing.assert_frame_equal(from_store.to_frame(), from_frame)
+    reshaped = panel_from_frame(from_frame)
+    pd.testing.assert_frame_equal(from_store.keys, reshaped.keys)
+    pd.testing.assert_index_equal(from_store.dates, reshaped.dates)
+    for name in ("log_sales", "promo", "closed", "sales"):
+        np.testing.assert_array_equal(getattr(from_store, name), getattr(reshaped, name))
     assert len(from_frame) == 2 * 60
     assert from_frame[DATE].max() == sales[DATE].max()
     with pytest.raises(UnknownSeriesError):

@@ -349,3 +349,38 @@ def test_errors_are_typed(
     too_far = future.head(1).assign(**{DATE: future[DATE].max() + pd.Timedelta(days=1)})
     with pytest.raises(DataValidationError, match="future dates"):
         fitted.predict(history, too_far)
+
+
+# --- CUDA (run where a GPU is present; skipped elsewhere) ------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@needs_cuda
+def test_cuda_fit_is_deterministic_and_serves_from_cpu_weights(
+    data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    history, _, future = data
+    first = LSTMForecaster(tiny_config(device="cuda")).fit(history)
+    second = LSTMForecaster(tiny_config(device="cuda")).fit(history)
+    assert first.trained_on_["device"] == "cuda"
+    weights, again = _weights(first), _weights(second)
+    assert all(t.device.type == "cpu" for t in weights.values())
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+    predicted = first.predict(history, future)[TARGET].to_numpy()
+    assert np.isfinite(predicted).all()
+    assert (predicted >= 0).all()
+    first.save(tmp_path)
+    loaded = LSTMForecaster.load(tmp_path).predict(history, future)[TARGET].to_numpy()
+    assert np.array_equal(loaded, predicted)
+
+
+@needs_cuda
+def test_cuda_and_cpu_training_agree(
+    data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> None:
+    history, _, future = data
+    on_cpu = LSTMForecaster(tiny_config()).fit(history).predict(history, future)
+    on_gpu = LSTMForecaster(tiny_config(device="cuda")).fit(history).predict(history, future)
+    gap = np.abs(np.log1p(on_cpu[TARGET].to_numpy()) - np.log1p(on_gpu[TARGET].to_numpy()))
+    assert gap.max() < 1e-2  # same init, same windows; only float rounding differs

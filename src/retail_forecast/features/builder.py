@@ -28,12 +28,12 @@ import pandas as pd
 
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.calendar import calendar_columns, extra_calendar_columns
-from retail_forecast.features.lags import FloatArray, lag_at, shift_days
+from retail_forecast.features.lags import FloatArray, recent_days, shift_days
 from retail_forecast.features.rolling import (
-    rolling_mean_at,
     rolling_means,
+    rolling_means_at,
     seasonal_mean,
-    seasonal_mean_at,
+    seasonal_means_at,
 )
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
@@ -120,10 +120,25 @@ class Panel:
     log_sales: FloatArray
     promo: FloatArray
     closed: npt.NDArray[np.bool_]
+    sales: FloatArray  # the original scale (a view of the frame's column where possible)
 
     @property
     def n_series(self) -> int:
         return len(self.keys)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the canonical frame again (series-major, the same values and dtypes)."""
+        n_series, n_days = self.sales.shape
+        return pd.DataFrame(
+            {
+                DATE: np.tile(self.dates.to_numpy(dtype="datetime64[ns]"), n_series),
+                STORE: np.repeat(self.keys[STORE].to_numpy(dtype=np.int64), n_days),
+                FAMILY: self.keys[FAMILY].repeat(n_days).reset_index(drop=True),
+                TARGET: self.sales.reshape(-1),
+                PROMO: self.promo.reshape(-1).astype(np.int64),
+                IS_CLOSED: self.closed.reshape(-1),
+            }
+        )
 
 
 def panel_from_frame(frame: pd.DataFrame) -> Panel:
@@ -155,6 +170,7 @@ def panel_from_frame(frame: pd.DataFrame) -> Panel:
         log_sales=np.log1p(sales),
         promo=frame[PROMO].to_numpy(dtype=np.float64).reshape(n_series, n_days),
         closed=closed,
+        sales=sales,
     )
 
 
@@ -265,13 +281,16 @@ class FeatureBuilder:
 
         Only columns ``< day`` of ``window`` are read; ``promo`` is that day's onpromotion.
         """
+        recent = recent_days(window, day, self.spec.lookback)  # column k = lag k + 1
         cols: dict[str, FloatArray] = {}
         for lag in self.spec.lags:
-            cols[f"lag_{lag}"] = lag_at(window, lag, day)
-        for size in self.spec.windows:
-            cols[f"roll_{size}_mean"] = rolling_mean_at(window, size, day)
-        for count in self.spec.dow_counts:
-            cols[f"dow_mean_{count}"] = seasonal_mean_at(window, 7, count, day)
+            cols[f"lag_{lag}"] = recent[:, lag - 1]
+        if self.spec.windows:
+            for size, values in rolling_means_at(recent, self.spec.windows).items():
+                cols[f"roll_{size}_mean"] = values
+        if self.spec.dow_counts:
+            for count, values in seasonal_means_at(recent, 7, self.spec.dow_counts).items():
+                cols[f"dow_mean_{count}"] = values
         for name, values in self._day_calendar(date).items():
             cols[name] = values
         cols[PROMO] = promo

@@ -30,3 +30,16 @@ def lag_at(values: FloatArray, lag: int, day: int) -> FloatArray:
     if col < 0:
         return np.full(values.shape[0], np.nan, dtype=np.float64)
     return values[:, col].astype(np.float64, copy=True)
+
+
+def recent_days(values: FloatArray, day: int, span: int) -> FloatArray:
+    """Columns ``day-1, day-2, ..., day-span`` of ``values``, newest first (NaN before column 0).
+
+    One recursion step reads every lag and window from this one slice: column ``k`` is lag
+    ``k + 1``.
+    """
+    out = np.full((values.shape[0], span), np.nan, dtype=np.float64)
+    n = min(span, day)
+    if n > 0:
+        out[:, :n] = values[:, day - n : day][:, ::-1]
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retail_forecast.features.lags import FloatArray, lag_at, shift_days
+from retail_forecast.features.lags import FloatArray, recent_days, shift_days
 
 
 def rolling_mean(values: FloatArray, window: int) -> FloatArray:
@@ -34,10 +34,16 @@ def rolling_means(values: FloatArray, windows: tuple[int, ...]) -> dict[int, Flo
 
 def rolling_mean_at(values: FloatArray, window: int, day: int) -> FloatArray:
     """Mean of days ``day-1 .. day-window`` of every series (one recursion step)."""
-    acc = lag_at(values, 1, day)
-    for lag in range(2, window + 1):
-        acc = acc + lag_at(values, lag, day)
-    return acc / float(window)
+    return rolling_means_at(recent_days(values, day, window), (window,))[window]
+
+
+def rolling_means_at(recent: FloatArray, windows: tuple[int, ...]) -> dict[int, FloatArray]:
+    """One-day :func:`rolling_means` from :func:`recent_days` (newest first).
+
+    ``cumsum`` adds lag 1, 2, ..., w one after the other, the order of the full-panel sums.
+    """
+    sums = np.cumsum(recent[:, : max(windows)], axis=1)
+    return {w: sums[:, w - 1] / float(w) for w in windows}
 
 
 def seasonal_mean(values: FloatArray, season: int, count: int) -> FloatArray:
@@ -52,7 +58,12 @@ def seasonal_mean(values: FloatArray, season: int, count: int) -> FloatArray:
 
 def seasonal_mean_at(values: FloatArray, season: int, count: int, day: int) -> FloatArray:
     """One-day form of :func:`seasonal_mean`."""
-    acc = lag_at(values, season, day)
-    for k in range(2, count + 1):
-        acc = acc + lag_at(values, k * season, day)
-    return acc / float(count)
+    return seasonal_means_at(recent_days(values, day, season * count), season, (count,))[count]
+
+
+def seasonal_means_at(
+    recent: FloatArray, season: int, counts: tuple[int, ...]
+) -> dict[int, FloatArray]:
+    """One-day :func:`seasonal_mean` for several counts from :func:`recent_days`."""
+    sums = np.cumsum(recent[:, season - 1 : season * max(counts) : season], axis=1)
+    return {n: sums[:, n - 1] / float(n) for n in counts}

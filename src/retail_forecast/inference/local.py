@@ -6,7 +6,8 @@ starts from its own ``history.parquet``; a restart reopens the file with every a
 
 Thread safety: a request reads one immutable :class:`HistorySnapshot`; the models are read-only
 after loading (XGBoost ``inplace_predict`` is thread-safe for tree models, ``nthread`` is set to
-1 per DESIGN.md section 5: concurrency comes from requests, not from threads inside one).
+1 per DESIGN.md section 5: concurrency comes from requests, not from threads inside one; only a
+large request's steps run on ``api.batch_threads``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import pandas as pd
 from retail_forecast.artifacts import ModelBundle
 from retail_forecast.config import Settings
 from retail_forecast.errors import ArtifactError, DataValidationError
+from retail_forecast.features.builder import Panel
 from retail_forecast.inference.history import HistoryStore
 from retail_forecast.inference.postprocess import MODEL, finalize
 from retail_forecast.inference.predictor import ServingDomain
 from retail_forecast.inference.preprocess import (
     canonical_rows,
-    history_from_snapshot,
     horizon_steps,
+    panel_from_snapshot,
     requested_series,
     select_history,
 )
@@ -76,7 +78,9 @@ class LocalPredictor:
         """Verify and load ``settings.artifacts_dir/current``; open or create its history store."""
         bundle = ModelBundle.open_current(settings.artifacts_dir)
         db_path = Path(settings.api.history_dir) / f"{bundle.version}.sqlite"
-        predictor = cls.from_bundle(bundle, history_db=db_path)
+        predictor = cls.from_bundle(
+            bundle, history_db=db_path, batch_threads=settings.api.batch_threads
+        )
         logger.info(
             "local predictor loaded version=%s history_end=%s db=%s",
             bundle.version,
@@ -86,11 +90,16 @@ class LocalPredictor:
         return predictor
 
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle, *, history_db: Path | None = None) -> Self:
-        """Load the models of a VERIFIED bundle; ``history_db=None``: no store (batch use)."""
+    def from_bundle(
+        cls, bundle: ModelBundle, *, history_db: Path | None = None, batch_threads: int = 1
+    ) -> Self:
+        """Load the models of a VERIFIED bundle; ``history_db=None``: no store (batch use).
+
+        ``batch_threads``: XGBoost threads for the steps of a large request (see
+        :meth:`XGBForecaster.compile_for_serving`); small ones always run on one.
+        """
         model = HybridForecaster.load(bundle.path, dict(bundle.manifest.metadata))
-        model.xgboost.booster_.set_param({"nthread": 1})
-        model.xgboost.compile_for_serving()
+        model.xgboost.compile_for_serving(batch_threads=batch_threads)
         store = None if history_db is None else _open_store(bundle, history_db)
         return cls(bundle, model, store)
 
@@ -121,7 +130,7 @@ class LocalPredictor:
             raise DataValidationError("this predictor has no history store; use predict_from")
         snapshot = self.store.snapshot()
         request = canonical_rows(rows, self._families)
-        history = history_from_snapshot(snapshot, requested_series(request))
+        history = panel_from_snapshot(snapshot, requested_series(request))
         return self._forecast(history, request, rows)
 
     def predict_from(self, history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -180,9 +189,9 @@ class LocalPredictor:
     # -- shared path ---------------------------------------------------------------------------
 
     def _forecast(
-        self, history: pd.DataFrame, request: pd.DataFrame, rows: pd.DataFrame
+        self, history: pd.DataFrame | Panel, request: pd.DataFrame, rows: pd.DataFrame
     ) -> pd.DataFrame:
-        end = pd.Timestamp(history[DATE].max())
+        end = pd.Timestamp(history.dates[-1] if isinstance(history, Panel) else history[DATE].max())
         steps = horizon_steps(request, end)
         if (steps < 1).any() or (steps > self._horizon).any():
             raise DataValidationError(

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
+from retail_forecast.features.builder import Panel
 from retail_forecast.inference.history import HistorySnapshot
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
@@ -80,28 +81,35 @@ def requested_series(rows: pd.DataFrame) -> list[Series]:
     return [(int(k // n_families), str(names[k % n_families])) for k in keys.tolist()]
 
 
-def history_from_snapshot(snapshot: HistorySnapshot, series: Sequence[Series]) -> pd.DataFrame:
-    """Return the canonical frame of ``series`` (sorted) over the snapshot's complete days."""
-    try:
-        idx = np.array([snapshot.index[key] for key in series], dtype=np.intp)
-    except KeyError as exc:
-        raise UnknownSeriesError(f"series {exc.args[0]} is not in the history store") from None
-    n_days = len(snapshot.dates)
-    stores = np.array([s for s, _ in series], dtype=np.int64)
-    families = [f for _, f in series]
-    return pd.DataFrame(
+def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[Series]) -> Panel:
+    """Return the history of ``series`` (sorted) over the snapshot's complete days as a Panel.
+
+    No frame is built: the arrays come straight from the snapshot. ``to_frame()`` of the result
+    is the canonical frame :func:`select_history` gives for the same days (tested).
+    """
+    idx = _snapshot_rows(snapshot, series)
+    sales = snapshot.sales[idx]
+    keys = pd.DataFrame(
         {
-            DATE: np.tile(snapshot.dates.astype("datetime64[ns]"), len(series)),
-            STORE: np.repeat(stores, n_days),
-            FAMILY: pd.Categorical(
-                np.repeat(np.array(families, dtype=object), n_days),
-                categories=sorted(snapshot.families),
-            ),
-            TARGET: snapshot.sales[idx].reshape(-1),
-            PROMO: snapshot.onpromotion[idx].reshape(-1),
-            IS_CLOSED: snapshot.is_closed[idx].reshape(-1),
+            STORE: np.array([s for s, _ in series], dtype=np.int64),
+            FAMILY: pd.Categorical([f for _, f in series], categories=sorted(snapshot.families)),
         }
     )
+    return Panel(
+        keys=keys,
+        dates=pd.DatetimeIndex(snapshot.dates.astype("datetime64[ns]"), name=DATE),
+        log_sales=np.log1p(sales),
+        promo=snapshot.onpromotion[idx].astype(np.float64),
+        closed=snapshot.is_closed[idx],
+        sales=sales,
+    )
+
+
+def _snapshot_rows(snapshot: HistorySnapshot, series: Sequence[Series]) -> npt.NDArray[np.intp]:
+    try:
+        return np.array([snapshot.index[key] for key in series], dtype=np.intp)
+    except KeyError as exc:
+        raise UnknownSeriesError(f"series {exc.args[0]} is not in the history store") from None
 
 
 def select_history(

@@ -17,6 +17,7 @@ leaf values are accumulated in float32, tree by tree, from ``base_score``.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ BoolArray = npt.NDArray[np.bool_]
 SUPPORTED_OBJECTIVES = ("reg:squarederror",)
 CAT_CACHE_ROWS = 256  # memoised categorical decisions (one entry per store x family seen)
 ROW_BY_ROW = 8  # up to this many rows, one 1-D pass per row beats a 2-D pass (fewer index ops)
+I32Array = npt.NDArray[np.int32]
+# The one-row fast path stores every tree complete: 2**depth slots a tree (depth 8: 256)
+COMPLETE_MAX_DEPTH = 10
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,66 @@ class CompiledForest:
     _cat_cache: dict[tuple[float, ...], BoolArray] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _cat_tables: tuple[F32Array, ...] = field(init=False, compare=False, repr=False)
+    _thread: threading.local = field(default_factory=threading.local, compare=False, repr=False)
+    _level_feature: tuple[I32Array, ...] = field(init=False, compare=False, repr=False)
+    _level_threshold: tuple[F32Array, ...] = field(init=False, compare=False, repr=False)
+    _level_base: tuple[I32Array, ...] = field(init=False, compare=False, repr=False)
+    _leaf_value: F32Array = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # the distinct features that categorical splits read (the memo key of a row)
         object.__setattr__(self, "cat_features", np.unique(self.cat_feature))
+        feature = self._numbered_categorical_features()
+        if self.depth <= COMPLETE_MAX_DEPTH:
+            self._build_complete_layout(feature)
+
+    def _numbered_categorical_features(self) -> IntArray:
+        """Each node's feature for the fast path, categorical splits as extra row features.
+
+        A categorical split reads an extra feature of the row, 1.0 when the row's category goes
+        right and 0.0 when it goes left, against the threshold 0.5, so every split of the fast
+        path is ``value >= threshold -> right``. The extra features are numbered feature by
+        feature (all store splits, then all family splits): a row's extra values are one row of
+        a per-feature table (``_cat_tables``) per categorical feature.
+        """
+        by_feature = np.argsort(self.cat_feature, kind="stable")  # split ids, feature by feature
+        extra = np.empty(len(by_feature), dtype=np.int64)
+        extra[by_feature] = np.arange(len(by_feature))
+        n_categories = self.cat_right.shape[1]
+        tables = []
+        for f in self.cat_features:
+            splits = by_feature[self.cat_feature[by_feature] == f]
+            table = np.zeros((n_categories + 1, len(splits)), dtype=np.float32)  # last: invalid
+            table[:n_categories] = self.cat_right[splits].T
+            tables.append(table)
+        object.__setattr__(self, "_cat_tables", tuple(tables))
+        extra_feature = self.n_features + extra[np.maximum(self.cat_row, 0)]
+        return np.where(self.cat_row >= 0, extra_feature, self.feature)
+
+    def _build_complete_layout(self, feature: IntArray) -> None:
+        """Every tree as a complete binary tree of ``depth`` levels, stored level by level.
+
+        Level ``L`` holds ``2**L`` slots per tree, tree after tree, so one level of all trees
+        is one small contiguous block and a slot's children are ``2k`` and ``2k + 1`` of the
+        next level: no child pointers to load. A leaf above the last level fills its subtree
+        (threshold +inf: always left) and its value lands in every last-level slot below it.
+        """
+        categorical = self.cat_row >= 0
+        threshold = np.where(categorical, np.float32(0.5), self.threshold).astype(np.float32)
+        node = self.roots[:, None]
+        features, thresholds, bases = [], [], []
+        for level in range(self.depth):
+            leaf = self.left[node] == node
+            features.append(np.where(leaf, 0, feature[node]).astype(np.int32).reshape(-1))
+            thresholds.append(np.where(leaf, np.inf, threshold[node]).astype(np.float32).ravel())
+            bases.append((np.arange(self.n_trees) << level).astype(np.int32))
+            node = np.stack([self.left[node], self.right[node]], axis=2).reshape(self.n_trees, -1)
+        bases.append((np.arange(self.n_trees) << self.depth).astype(np.int32))
+        object.__setattr__(self, "_level_feature", tuple(features))
+        object.__setattr__(self, "_level_threshold", tuple(thresholds))
+        object.__setattr__(self, "_level_base", tuple(bases))
+        object.__setattr__(self, "_leaf_value", self.threshold[node].reshape(-1))
 
     @property
     def n_trees(self) -> int:
@@ -86,7 +146,7 @@ class CompiledForest:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected [rows, {self.n_features}] features, got {x.shape}")
         if len(x) <= ROW_BY_ROW:
-            leaves = np.stack([self.threshold[self._row_leaves(row)] for row in x])
+            leaves = np.stack([self._row_leaf_values(row) for row in x])
         else:
             leaves = self.threshold[self._leaves(x)]
         start = np.full((len(x), 1), self.base_score, dtype=np.float32)
@@ -106,6 +166,19 @@ class CompiledForest:
             node = self._step(node, value, go_left)
         return node
 
+    def _row_leaf_values(self, x: F32Array) -> F32Array:
+        """Leaf value per tree of one 1-D row: the complete layout unless a value is missing."""
+        if np.isnan(x).any() or self.depth > COMPLETE_MAX_DEPTH:
+            return self.threshold[self._row_leaves(x)]  # missing values follow default_left
+        extended = self._with_categorical_values(x)
+        slot = np.zeros(self.n_trees, dtype=np.int32)
+        for level in range(self.depth):
+            at = self._level_base[level] + slot
+            right = extended[self._level_feature[level][at]] >= self._level_threshold[level][at]
+            slot = 2 * slot + right
+        leaves: F32Array = self._leaf_value[self._level_base[self.depth] + slot]
+        return leaves
+
     def _row_leaves(self, x: F32Array) -> IntArray:
         """Leaf node per tree of one 1-D row: fewer index operations than :meth:`_leaves`."""
         cat_left = self._cat_decisions(x)
@@ -124,6 +197,26 @@ class CompiledForest:
         if missing.any():
             go_left = np.where(missing, self.default_left[node], go_left)
         return np.where(go_left, self.left[node], self.right[node])
+
+    def _with_categorical_values(self, x: F32Array) -> F32Array:
+        """Row ``x`` followed by every categorical split's value (1.0: goes right).
+
+        A series' 16 recursive steps share their categorical values, so each thread keeps the
+        extended row of its last series and only overwrites the leading ``n_features``; the
+        buffer is this thread's own, used before its next call.
+        """
+        if not len(self.cat_right):
+            return x
+        n_categories = self.cat_right.shape[1]
+        # XGBoost's category of a value: its integer part; out of range -> every split goes left
+        key = tuple(int(v) if 0 <= v < n_categories else n_categories for v in x[self.cat_features])
+        last: tuple[tuple[int, ...], F32Array] | None = getattr(self._thread, "row", None)
+        if last is not None and last[0] == key:
+            last[1][: self.n_features] = x
+            return last[1]
+        extended = np.concatenate([x, *(t[c] for t, c in zip(self._cat_tables, key, strict=True))])
+        self._thread.row = (key, extended)
+        return extended
 
     def _cat_decisions(self, x: F32Array) -> BoolArray | None:
         """Every categorical split's decision for row ``x`` (True: left), plus a padding entry.

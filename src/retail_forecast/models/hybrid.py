@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.errors import ArtifactError
+from retail_forecast.features.builder import Panel
 from retail_forecast.features.calendar import is_closed_day
 from retail_forecast.features.keys import family_names, series_keys
 from retail_forecast.models.blend import BlendWeights
@@ -37,6 +38,17 @@ def dead_series_mask(
     return np.isin(series_keys(future, vocabulary), keys[totals <= 0])
 
 
+def dead_series_panel_mask(
+    panel: Panel, future: pd.DataFrame, *, days: int
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """:func:`dead_series_mask` from a :class:`Panel` of the history."""
+    if days == 0:
+        return np.zeros(len(future), dtype=np.bool_)
+    vocabulary = sorted(set(family_names(panel.keys)) | set(family_names(future)))
+    dead = panel.sales[:, -days:].sum(axis=1) <= 0
+    return np.isin(series_keys(future, vocabulary), series_keys(panel.keys, vocabulary)[dead])
+
+
 class HybridForecaster:
     """Both models predict; the blend is ``w * log1p(xgb) + (1 - w) * log1p(lstm)`` per family.
 
@@ -54,17 +66,33 @@ class HybridForecaster:
         self.lstm.fit(history)
         return self
 
-    def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, history: pd.DataFrame | Panel, future: pd.DataFrame) -> pd.DataFrame:
+        """Forecast ``future`` from a canonical frame or the same history as a :class:`Panel`.
+
+        A panel (what serving builds from its history store) skips re-shaping the frame; the
+        LSTM, when its weight is not 0, reads the panel's frame (same values).
+        """
         weight = self.weights.weights_for(future[FAMILY])
         log_x = np.zeros(len(future))
         log_l = np.zeros(len(future))
         if (weight > 0).any():
-            log_x = np.log1p(self.xgboost.predict(history, future)[TARGET].to_numpy(np.float64))
+            xgb = (
+                self.xgboost.predict_panel(history, future)
+                if isinstance(history, Panel)
+                else self.xgboost.predict(history, future)
+            )
+            log_x = np.log1p(xgb[TARGET].to_numpy(np.float64))
         if (weight < 1).any():
-            log_l = np.log1p(self.lstm.predict(history, future)[TARGET].to_numpy(np.float64))
+            frame = history.to_frame() if isinstance(history, Panel) else history
+            log_l = np.log1p(self.lstm.predict(frame, future)[TARGET].to_numpy(np.float64))
         sales = np.clip(np.expm1(weight * log_x + (1.0 - weight) * log_l), 0.0, None)
         labels = self.weights.labels_for(weight)
-        dead = dead_series_mask(history, future, days=self.xgboost.config.dead_series_days)
+        days = self.xgboost.config.dead_series_days
+        dead = (
+            dead_series_panel_mask(history, future, days=days)
+            if isinstance(history, Panel)
+            else dead_series_mask(history, future, days=days)
+        )
         closed = is_closed_day(pd.DatetimeIndex(future[DATE]))
         sales[dead | closed] = 0.0
         labels[dead] = "zero_rule"

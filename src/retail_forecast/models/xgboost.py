@@ -49,6 +49,9 @@ FORMAT_VERSION = 1
 # Up to this many rows a recursion step runs on the CompiledForest (faster than XGBoost's
 # per-call setup); bench/RESULTS.md serve_fast has the crossover measurement.
 FOREST_MAX_ROWS = 8
+# From this many rows a recursion step (the all-series request) runs on ``batch_threads``
+# XGBoost threads instead of one (bench/RESULTS.md serve: all-series 2.1 s -> 0.9 s on 2 cores).
+BATCH_MIN_ROWS = 256
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -66,6 +69,7 @@ class XGBForecaster:
         self.holidays = holidays
         self.features = features if features is not None else FeatureConfig.model_validate({})
         self.forest_: CompiledForest | None = None  # set by compile_for_serving
+        self.batch_booster_: xgb.Booster | None = None  # set by compile_for_serving
 
     # --- training -------------------------------------------------------------------------
 
@@ -89,6 +93,7 @@ class XGBForecaster:
         started = time.perf_counter()
         self.booster_ = self._train(builder, x, y, train_rows, valid_rows)
         self.forest_ = None
+        self.batch_booster_ = None
         self.fit_seconds_ = time.perf_counter() - started
         self.builder_ = builder
         self.n_train_rows_ = len(train_rows) + len(valid_rows)
@@ -180,14 +185,23 @@ class XGBForecaster:
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         """Return ``future`` with a ``sales`` forecast per row (recursive, original scale)."""
-        builder, _ = self._fitted()
-        lookback = builder.spec.lookback
         origin = pd.Timestamp(history[DATE].max())
-        span = max(lookback, self.config.dead_series_days)
-        recent = history[history[DATE] > origin - pd.Timedelta(days=span)]
-        panel = panel_from_frame(recent)
+        recent = history[history[DATE] > origin - pd.Timedelta(days=self.history_days)]
+        return self.predict_panel(panel_from_frame(recent), future)
+
+    @property
+    def history_days(self) -> int:
+        """Days of history a forecast reads (the longest feature span or the dead-series rule)."""
+        builder, _ = self._fitted()
+        return max(builder.spec.lookback, self.config.dead_series_days)
+
+    def predict_panel(self, panel: Panel, future: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`predict` from a history already shaped as a :class:`Panel` (serving)."""
+        builder, _ = self._fitted()
+        span = self.history_days
         if len(panel.dates) < span:
             raise DataValidationError(f"history needs the last {span} days, got fewer")
+        origin = pd.Timestamp(panel.dates[-1])
         steps = _horizon_steps(future, origin)
         row_keys = series_keys(future, builder.families)
         if (row_keys < 0).any():
@@ -238,16 +252,28 @@ class XGBForecaster:
             window[:, day] = 0.0 if is_closed_date(date) else self._predict_rows(x)
         return window[:, lookback:]
 
-    def compile_for_serving(self) -> None:
-        """Also keep the trees as a :class:`CompiledForest` for small batches (serving)."""
+    def compile_for_serving(self, *, batch_threads: int = 1) -> None:
+        """Set the model up for serving (DESIGN.md 5: concurrency comes from requests).
+
+        XGBoost runs one thread per call; a :class:`CompiledForest` takes steps of up to
+        FOREST_MAX_ROWS rows; with ``batch_threads > 1`` a copy of the booster with that many
+        threads takes steps of BATCH_MIN_ROWS rows or more (one large request uses the cores).
+        """
         _, booster = self._fitted()
+        booster.set_param({"nthread": 1})
         self.forest_ = CompiledForest.from_booster(booster)
+        self.batch_booster_ = None
+        if batch_threads > 1:
+            self.batch_booster_ = booster.copy()
+            self.batch_booster_.set_param({"nthread": batch_threads})
 
     def _predict_rows(self, x: npt.NDArray[np.float32]) -> FloatArray:
         """One recursion step: the compiled forest for a few rows, XGBoost otherwise."""
         if self.forest_ is not None and len(x) <= FOREST_MAX_ROWS:
             return self.forest_.predict(x).astype(np.float64)
         _, booster = self._fitted()
+        if self.batch_booster_ is not None and len(x) >= BATCH_MIN_ROWS:
+            booster = self.batch_booster_
         return np.asarray(booster.inplace_predict(x, validate_features=False), dtype=np.float64)
 
     def dead_series(self, panel: Panel, series: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:

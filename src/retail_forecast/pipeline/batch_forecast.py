@@ -45,7 +45,7 @@ def forecast_test(
     if ID not in built.test.columns:
         raise DataValidationError(f"{data_dir}: test.csv has no id column")
     bundle = ModelBundle.open_current(artifacts or settings.artifacts_dir)
-    predictor = LocalPredictor.from_bundle(bundle)
+    predictor = LocalPredictor.from_bundle(bundle, batch_threads=settings.api.batch_threads)
     end = pd.Timestamp(built.sales[DATE].max())
     rows = predictor.predict_from(built.sales, built.test)
     logger.info(
