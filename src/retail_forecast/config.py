@@ -101,8 +101,8 @@ class ApiConfig(Section):
     admin_enabled: bool = False
     # inference threads per worker; 2 measured best on 2 cores (bench/RESULTS.md serve)
     threads: int = Field(default=2, ge=1)
-    # XGBoost threads for one large request (>= 256 rows a step, e.g. all series); small
-    # requests use one each (all-series 2.1 s -> 0.9 s with 2 on 2 cores, bench/RESULTS.md)
+    # XGBoost threads for a request of several series (e.g. all series); a single-series
+    # request runs on one (all-series 2.1 s -> 0.9 s with 2 on 2 cores, bench/RESULTS.md)
     batch_threads: int = Field(default=2, ge=1)
     # server processes (uvicorn workers); each loads the bundle and shares the history file
     workers: int = Field(default=1, ge=1, le=32)

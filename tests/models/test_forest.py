@@ -8,7 +8,7 @@ from tests.models.test_xgboost import _config, _panel, _split, _xgb
 
 from retail_forecast.errors import ArtifactError
 from retail_forecast.models.forest import CompiledForest
-from retail_forecast.models.xgboost import BATCH_MIN_ROWS, FOREST_MAX_ROWS, XGBForecaster
+from retail_forecast.models.xgboost import FOREST_MAX_ROWS, XGBForecaster
 
 N_FEATURES = 6  # 4 numeric, then two categoricals (like store_nbr and family)
 
@@ -69,7 +69,6 @@ def test_xgb_forecaster_serving_path_gives_the_same_forecasts() -> None:
     np.testing.assert_array_equal(model.predict(history, future)["sales"], plain_all)
     model.fit(history)  # a refit drops the compiled copy of the old trees
     assert model.forest_ is None
-    assert model.batch_booster_ is None
     np.testing.assert_array_equal(model.predict(history, one_series)["sales"], plain_one)
 
 
@@ -86,18 +85,16 @@ def test_one_row_fast_path_is_bit_identical_without_missing_values() -> None:
     np.testing.assert_array_equal(forest.predict(x[:5]), expected[:5])  # cached decisions too
 
 
-def test_large_steps_run_on_the_batch_booster_with_the_same_values() -> None:
-    history, _ = _split(_panel())
+def test_serving_threads_leave_the_forecasts_unchanged() -> None:
+    history, future = _split(_panel())
+    future = future.drop(columns="sales")
     model: XGBForecaster = _xgb(_config()).fit(history)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(BATCH_MIN_ROWS + 10, len(model.builder_.feature_names)))
-    x = x.astype(np.float32)
+    x = rng.normal(size=(300, len(model.builder_.feature_names))).astype(np.float32)
     one_thread = model._predict_rows(x)
+    plain = model.predict(history, future)["sales"].to_numpy()
     model.compile_for_serving(batch_threads=2)
-    assert model.batch_booster_ is not None
-    config = json.loads(model.batch_booster_.save_config())
+    config = json.loads(model.booster_.save_config())
     assert config["learner"]["generic_param"]["nthread"] == "2"
-    served = json.loads(model.booster_.save_config())
-    assert served["learner"]["generic_param"]["nthread"] == "1"
     np.testing.assert_array_equal(model._predict_rows(x), one_thread)
-    np.testing.assert_array_equal(model._predict_rows(x[:20]), one_thread[:20])
+    np.testing.assert_array_equal(model.predict(history, future)["sales"], plain)

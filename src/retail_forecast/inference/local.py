@@ -5,9 +5,9 @@ model deserializer runs. The history store is ``<history_dir>/<version>.sqlite``
 starts from its own ``history.parquet``; a restart reopens the file with every appended actual.
 
 Thread safety: a request reads one immutable :class:`HistorySnapshot`; the models are read-only
-after loading (XGBoost ``inplace_predict`` is thread-safe for tree models, ``nthread`` is set to
-1 per DESIGN.md section 5: concurrency comes from requests, not from threads inside one; only a
-large request's steps run on ``api.batch_threads``).
+after loading (XGBoost ``inplace_predict`` is thread-safe for tree models). Per DESIGN.md section
+5 concurrency comes from requests: a single-series request runs in its own thread alone (the
+compiled forest); only requests of several series use XGBoost's ``api.batch_threads``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from retail_forecast.inference.preprocess import (
 from retail_forecast.models.hybrid import HybridForecaster
 from retail_forecast.schema import DATE, HORIZON, TARGET
 from retail_forecast.utils.io import exclusive_lock
+from retail_forecast.utils.memory import release_free_heap
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +96,12 @@ class LocalPredictor:
     ) -> Self:
         """Load the models of a VERIFIED bundle; ``history_db=None``: no store (batch use).
 
-        ``batch_threads``: XGBoost threads for the steps of a large request (see
-        :meth:`XGBForecaster.compile_for_serving`); small ones always run on one.
+        ``batch_threads``: XGBoost threads for requests of several series (see
+        :meth:`XGBForecaster.compile_for_serving`).
         """
         model = HybridForecaster.load(bundle.path, dict(bundle.manifest.metadata))
         model.xgboost.compile_for_serving(batch_threads=batch_threads)
+        release_free_heap()  # the booster JSON parsed to compile the forest
         store = None if history_db is None else _open_store(bundle, history_db)
         return cls(bundle, model, store)
 

@@ -49,9 +49,6 @@ FORMAT_VERSION = 1
 # Up to this many rows a recursion step runs on the CompiledForest (faster than XGBoost's
 # per-call setup); bench/RESULTS.md serve_fast has the crossover measurement.
 FOREST_MAX_ROWS = 8
-# From this many rows a recursion step (the all-series request) runs on ``batch_threads``
-# XGBoost threads instead of one (bench/RESULTS.md serve: all-series 2.1 s -> 0.9 s on 2 cores).
-BATCH_MIN_ROWS = 256
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -69,7 +66,6 @@ class XGBForecaster:
         self.holidays = holidays
         self.features = features if features is not None else FeatureConfig.model_validate({})
         self.forest_: CompiledForest | None = None  # set by compile_for_serving
-        self.batch_booster_: xgb.Booster | None = None  # set by compile_for_serving
 
     # --- training -------------------------------------------------------------------------
 
@@ -93,7 +89,6 @@ class XGBForecaster:
         started = time.perf_counter()
         self.booster_ = self._train(builder, x, y, train_rows, valid_rows)
         self.forest_ = None
-        self.batch_booster_ = None
         self.fit_seconds_ = time.perf_counter() - started
         self.builder_ = builder
         self.n_train_rows_ = len(train_rows) + len(valid_rows)
@@ -255,25 +250,20 @@ class XGBForecaster:
     def compile_for_serving(self, *, batch_threads: int = 1) -> None:
         """Set the model up for serving (DESIGN.md 5: concurrency comes from requests).
 
-        XGBoost runs one thread per call; a :class:`CompiledForest` takes steps of up to
-        FOREST_MAX_ROWS rows; with ``batch_threads > 1`` a copy of the booster with that many
-        threads takes steps of BATCH_MIN_ROWS rows or more (one large request uses the cores).
+        Steps of up to FOREST_MAX_ROWS rows (one series: every single-series request) run on a
+        :class:`CompiledForest` in the calling thread; larger steps (several series, e.g. the
+        all-series request) run on XGBoost with ``batch_threads`` threads, so one large request
+        uses the cores (all-series 2.1 s -> 0.9 s with 2 on 2 cores, bench/RESULTS.md serve).
         """
         _, booster = self._fitted()
-        booster.set_param({"nthread": 1})
+        booster.set_param({"nthread": batch_threads})
         self.forest_ = CompiledForest.from_booster(booster)
-        self.batch_booster_ = None
-        if batch_threads > 1:
-            self.batch_booster_ = booster.copy()
-            self.batch_booster_.set_param({"nthread": batch_threads})
 
     def _predict_rows(self, x: npt.NDArray[np.float32]) -> FloatArray:
         """One recursion step: the compiled forest for a few rows, XGBoost otherwise."""
         if self.forest_ is not None and len(x) <= FOREST_MAX_ROWS:
             return self.forest_.predict(x).astype(np.float64)
         _, booster = self._fitted()
-        if self.batch_booster_ is not None and len(x) >= BATCH_MIN_ROWS:
-            booster = self.batch_booster_
         return np.asarray(booster.inplace_predict(x, validate_features=False), dtype=np.float64)
 
     def dead_series(self, panel: Panel, series: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:

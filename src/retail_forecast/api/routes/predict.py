@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -75,7 +76,7 @@ def answer_and_record(
     check_duplicates(batch, problems)
     check_horizon_prefix(batch, domain, problems)
     raise_if_any(problems, domain, len(rows))
-    sales, models = forecast_batch(batch, predictor)
+    sales, models = forecast_batch(batch, predictor, families=domain.families)
     version = predictor.model_version
     served = ServedForecasts(
         model_version=version,
@@ -90,8 +91,13 @@ def answer_and_record(
     return render_predictions(batch, sales, models, version), served
 
 
-def forecast_batch(batch: RowBatch, predictor: Predictor) -> tuple[list[float], list[str]]:
-    """Give closed days 0 here and send every other row to the predictor in one call."""
+def forecast_batch(
+    batch: RowBatch, predictor: Predictor, *, families: Sequence[str]
+) -> tuple[list[float], list[str]]:
+    """Give closed days 0 here and send every other row to the predictor in one call.
+
+    ``families``: the serving domain's (the request's snapshot: not read again here).
+    """
     n = len(batch.index)
     closed = [is_closed_day(day) for day in batch.date]
     sales = [0.0] * n
@@ -99,12 +105,12 @@ def forecast_batch(batch: RowBatch, predictor: Predictor) -> tuple[list[float], 
     open_pos = [k for k in range(n) if not closed[k]]
     if not open_pos:
         return sales, models
-    families = sorted(set(predictor.domain.families))
+    categories = sorted(set(families))
     frame = pd.DataFrame(
         {
             DATE: pd.to_datetime([batch.date[k] for k in open_pos]),
             STORE: pd.array([batch.store_nbr[k] for k in open_pos], dtype="int64"),
-            FAMILY: pd.Categorical([batch.family[k] for k in open_pos], categories=families),
+            FAMILY: pd.Categorical([batch.family[k] for k in open_pos], categories=categories),
             PROMO: pd.array([batch.onpromotion[k] for k in open_pos], dtype="int64"),
         }
     )
