@@ -289,3 +289,65 @@ def listening_sockets(port: int) -> int:
     local = f"0100007F:{port:04X}"
     rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
     return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
+
+
+def worker_pids(parent: int) -> set[int]:
+    """Processes whose parent is ``parent`` (from /proc/<pid>/stat)."""
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == parent:
+            pids.add(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_p09_a_killed_worker_is_replaced_and_stays_out_of_traffic_until_ready(
+    bundle: TinyBundle, workdir: Path
+) -> None:
+    service = Service(bundle, workdir, "--workers", "2")
+    try:
+        # a worker listens only once its bundle is loaded: /ready never answers 503
+        assert service.ready_statuses() == [200], service.output()
+        deadline = time.monotonic() + 60
+        while service.output().count("model ready") < 2 or listening_sockets(service.port) < 2:
+            assert time.monotonic() < deadline, service.output()
+            time.sleep(0.1)
+        workers = worker_pids(service.proc.pid)
+        assert len(workers) >= 2, workers
+        victim = max(workers)
+        os.kill(victim, signal.SIGKILL)
+        statuses: list[int] = []
+        failed = 0
+        deadline = time.monotonic() + 60
+        while True:  # traffic while the supervisor replaces the worker
+            try:
+                statuses.append(httpx.get(service.url + "/ready", timeout=5).status_code)
+            except httpx.TransportError:
+                failed += 1  # a connection the killed worker held
+            replaced = service.output().count("model ready") >= 3
+            if (
+                replaced
+                and listening_sockets(service.port) == 2
+                and victim not in worker_pids(service.proc.pid)
+            ):
+                break
+            assert time.monotonic() < deadline, service.output()
+            time.sleep(0.02)
+        assert set(statuses) == {200}, statuses
+        assert failed <= 3, (failed, len(statuses))  # only what the killed worker held
+        end = bundle.sales[DATE].max().date()
+        rows = rows_for(bundle, start=end + dt.timedelta(days=1), series=[(2, "BEVERAGES")])
+        with httpx.Client(timeout=30) as client:  # served again after the replacement
+            answers = {
+                client.post(service.url + "/api/v1/predict", json={"rows": rows}).status_code
+                for _ in range(8)
+            }
+        assert answers == {200}
+    finally:
+        code = service.stop()
+        service.log.close()
+    assert code == 0, service.output()

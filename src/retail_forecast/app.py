@@ -8,6 +8,7 @@ Run it with the factory form (settings from env / .env):
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import math
@@ -118,6 +119,11 @@ def _lifespan(settings: Settings, loader: PredictorLoader) -> Callable[[FastAPI]
             target=load_and_warm, args=(state, loader), name="rf-model-load", daemon=True
         )
         thread.start()
+        if settings.api.workers > 1:
+            # One of several workers (`serve --workers N`): its socket starts listening only
+            # when the lifespan has started, so waiting here keeps a loading or respawned
+            # worker out of traffic while the others serve (promise 9).
+            await asyncio.to_thread(thread.join)
         try:
             yield
         finally:

@@ -6,6 +6,8 @@ connections one worker can end up serving most of them (bench/RESULTS.md, serve:
 CPU seconds). With one SO_REUSEPORT socket per worker the kernel spreads new connections over
 the workers. Everything else (health checks, restarting a dead worker, signals) is uvicorn's
 supervisor unchanged: it asks for ``sockets`` each time it starts a worker, and gets a new one.
+A worker's socket is bound but not listening until that worker serves, which the app's lifespan
+delays until the bundle is loaded (``app.py``): a starting or respawned worker gets no traffic.
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ def reuse_port_supported() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
 
 
-def reuse_port_socket(host: str, port: int, *, backlog: int) -> socket.socket:
-    """Return a listening TCP socket on ``host:port`` that other SO_REUSEPORT sockets share."""
+def reuse_port_socket(host: str, port: int, *, backlog: int, listen: bool = True) -> socket.socket:
+    """Return a TCP socket bound to ``host:port`` that other SO_REUSEPORT sockets share.
+
+    ``listen=False`` leaves it bound only: the kernel sends it no connections until the worker
+    starts serving (asyncio's ``create_server`` calls ``listen`` then, after the lifespan).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(backlog)
+        if listen:
+            sock.listen(backlog)
     except OSError:
         sock.close()
         raise
@@ -51,7 +58,9 @@ class ReusePortMultiprocess(Multiprocess):
 
     @property
     def sockets(self) -> list[socket.socket]:
-        return [reuse_port_socket(self.config.host, self.config.port, backlog=self.config.backlog)]
+        """A new socket for the worker being started, listening once that worker is ready."""
+        config = self.config
+        return [reuse_port_socket(config.host, config.port, backlog=config.backlog, listen=False)]
 
     @sockets.setter
     def sockets(self, _value: list[socket.socket]) -> None:

@@ -72,6 +72,7 @@ def serve_api(
                 "RF_ARTIFACTS_DIR": str(Path(settings.artifacts_dir).resolve()),
                 "RF_API__HOST": api.host,
                 "RF_API__PORT": str(api.port),
+                "RF_API__WORKERS": str(api.workers),
             }
         )
     config = uvicorn.Config(
