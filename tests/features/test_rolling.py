@@ -1,12 +1,13 @@
 import numpy as np
 import pandas as pd
 
+from retail_forecast.features.lags import recent_days
 from retail_forecast.features.rolling import (
     rolling_mean,
-    rolling_mean_at,
     rolling_means,
+    rolling_means_at,
     seasonal_mean,
-    seasonal_mean_at,
+    seasonal_means_at,
 )
 
 
@@ -32,11 +33,14 @@ def test_rolling_means_in_one_pass_equal_single_windows_bitwise() -> None:
 
 def test_one_day_forms_equal_full_panel_bitwise() -> None:
     values = _values()
-    full14 = rolling_mean(values, 14)
-    season = seasonal_mean(values, 7, 4)
+    full = rolling_means(values, (7, 14))
+    season = {n: seasonal_mean(values, 7, n) for n in (2, 4)}
     for day in range(values.shape[1]):
-        np.testing.assert_array_equal(rolling_mean_at(values, 14, day), full14[:, day])
-        np.testing.assert_array_equal(seasonal_mean_at(values, 7, 4, day), season[:, day])
+        recent = recent_days(values, day, 28)
+        for window, values_at in rolling_means_at(recent, (7, 14)).items():
+            np.testing.assert_array_equal(values_at, full[window][:, day])
+        for count, values_at in seasonal_means_at(recent, 7, (2, 4)).items():
+            np.testing.assert_array_equal(values_at, season[count][:, day])
 
 
 def test_seasonal_mean_reads_same_weekdays() -> None:

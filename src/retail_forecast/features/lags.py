@@ -22,16 +22,6 @@ def shift_days(values: FloatArray, lag: int) -> FloatArray:
     return out
 
 
-def lag_at(values: FloatArray, lag: int, day: int) -> FloatArray:
-    """Return column ``day - lag`` of ``values`` (NaN when before the first day): one step."""
-    if lag < 1:
-        raise ValueError(f"lag must be >= 1 so that day t never reads day t, got {lag}")
-    col = day - lag
-    if col < 0:
-        return np.full(values.shape[0], np.nan, dtype=np.float64)
-    return values[:, col].astype(np.float64, copy=True)
-
-
 def recent_days(values: FloatArray, day: int, span: int) -> FloatArray:
     """Columns ``day-1, day-2, ..., day-span`` of ``values``, newest first (NaN before column 0).
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retail_forecast.features.lags import FloatArray, recent_days, shift_days
+from retail_forecast.features.lags import FloatArray, shift_days
 
 
 def rolling_mean(values: FloatArray, window: int) -> FloatArray:
@@ -32,11 +32,6 @@ def rolling_means(values: FloatArray, windows: tuple[int, ...]) -> dict[int, Flo
     return out
 
 
-def rolling_mean_at(values: FloatArray, window: int, day: int) -> FloatArray:
-    """Mean of days ``day-1 .. day-window`` of every series (one recursion step)."""
-    return rolling_means_at(recent_days(values, day, window), (window,))[window]
-
-
 def rolling_means_at(recent: FloatArray, windows: tuple[int, ...]) -> dict[int, FloatArray]:
     """One-day :func:`rolling_means` from :func:`recent_days` (newest first).
 
@@ -54,11 +49,6 @@ def seasonal_mean(values: FloatArray, season: int, count: int) -> FloatArray:
         acc[:, lag:] += values[:, :-lag]
         acc[:, : min(lag, acc.shape[1])] = np.nan
     return acc / float(count)
-
-
-def seasonal_mean_at(values: FloatArray, season: int, count: int, day: int) -> FloatArray:
-    """One-day form of :func:`seasonal_mean`."""
-    return seasonal_means_at(recent_days(values, day, season * count), season, (count,))[count]
 
 
 def seasonal_means_at(
