@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.errors import ArtifactError
-from retail_forecast.features.builder import Panel
+from retail_forecast.features.builder import Panel, panel_from_frame
 from retail_forecast.features.calendar import is_closed_day
 from retail_forecast.features.keys import family_names, series_keys
 from retail_forecast.models.blend import BlendWeights
@@ -25,28 +25,17 @@ BLEND_KEY = "blend_weights"
 
 
 def dead_series_mask(
-    history: pd.DataFrame, future: pd.DataFrame, *, days: int
+    history: pd.DataFrame | Panel, future: pd.DataFrame, *, days: int
 ) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """Per future row: its series sold nothing over the last ``days`` days of ``history``."""
     if days == 0:
         return np.zeros(len(future), dtype=np.bool_)
-    origin = history[DATE].max()
-    recent = history[history[DATE] > origin - pd.Timedelta(days=days)]
-    vocabulary = sorted(set(family_names(recent)) | set(family_names(future)))
-    keys, series = np.unique(series_keys(recent, vocabulary), return_inverse=True)
-    totals = np.bincount(series, weights=recent[TARGET].to_numpy(np.float64))
-    return np.isin(series_keys(future, vocabulary), keys[totals <= 0])
-
-
-def dead_series_panel_mask(
-    panel: Panel, future: pd.DataFrame, *, days: int
-) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """:func:`dead_series_mask` from a :class:`Panel` of the history."""
-    if days == 0:
-        return np.zeros(len(future), dtype=np.bool_)
-    vocabulary = sorted(set(family_names(panel.keys)) | set(family_names(future)))
-    dead = panel.sales[:, -days:].sum(axis=1) <= 0
-    return np.isin(series_keys(future, vocabulary), series_keys(panel.keys, vocabulary)[dead])
+    if not isinstance(history, Panel):
+        origin = history[DATE].max()
+        history = panel_from_frame(history[history[DATE] > origin - pd.Timedelta(days=days)])
+    vocabulary = sorted(set(family_names(history.keys)) | set(family_names(future)))
+    dead = history.sales[:, -days:].sum(axis=1) <= 0
+    return np.isin(series_keys(future, vocabulary), series_keys(history.keys, vocabulary)[dead])
 
 
 class HybridForecaster:
@@ -87,12 +76,7 @@ class HybridForecaster:
             log_l = np.log1p(self.lstm.predict(frame, future)[TARGET].to_numpy(np.float64))
         sales = np.clip(np.expm1(weight * log_x + (1.0 - weight) * log_l), 0.0, None)
         labels = self.weights.labels_for(weight)
-        days = self.xgboost.config.dead_series_days
-        dead = (
-            dead_series_panel_mask(history, future, days=days)
-            if isinstance(history, Panel)
-            else dead_series_mask(history, future, days=days)
-        )
+        dead = dead_series_mask(history, future, days=self.xgboost.config.dead_series_days)
         closed = is_closed_day(pd.DatetimeIndex(future[DATE]))
         sales[dead | closed] = 0.0
         labels[dead] = "zero_rule"
