@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from retail_forecast.artifacts import BundleWriter
-from retail_forecast.config import Settings
+from retail_forecast.config import Settings, XGBoostConfig
 from retail_forecast.errors import ArtifactError
 from retail_forecast.models.blend import BlendWeights
 from retail_forecast.models.hybrid import HybridForecaster
@@ -53,10 +53,7 @@ def model_factories(
     ``side_by_side``: the two models will be fitted at the same time, so XGBoost leaves the
     LSTM its threads (``xgboost.nthread - lstm.num_threads``, at least 1).
     """
-    xgb_config = settings.xgboost
-    if side_by_side:
-        threads = max(1, xgb_config.nthread - settings.lstm.num_threads)
-        xgb_config = xgb_config.model_copy(update={"nthread": threads})
+    xgb_config = _xgboost_config(settings, side_by_side=side_by_side)
     return {
         "xgboost": lambda: XGBForecaster(xgb_config, settings.features, holidays=holidays),
         "lstm": lambda: LSTMForecaster(settings.lstm),
@@ -69,17 +66,20 @@ def side_by_side_models(settings: Settings, names: Collection[str]) -> tuple[str
     return pair if settings.backtest.parallel_models and len(pair) == 2 else ()
 
 
+def _xgboost_config(settings: Settings, *, side_by_side: bool) -> XGBoostConfig:
+    if not side_by_side:
+        return settings.xgboost
+    threads = max(1, settings.xgboost.nthread - settings.lstm.num_threads)
+    return settings.xgboost.model_copy(update={"nthread": threads})
+
+
 def _final_fit(
-    factories: dict[str, Callable[[], XGBForecaster | LSTMForecaster]],
-    sales: pd.DataFrame,
-    *,
-    side_by_side: bool,
+    settings: Settings, holidays: pd.DataFrame | None, sales: pd.DataFrame, *, side_by_side: bool
 ) -> tuple[XGBForecaster, LSTMForecaster]:
     """Fit both models on all data, in two threads when ``side_by_side``."""
-    xgb = factories["xgboost"]()
-    lstm = factories["lstm"]()
-    if not isinstance(xgb, XGBForecaster) or not isinstance(lstm, LSTMForecaster):
-        raise TypeError("model_factories returned unexpected model types")
+    xgb_config = _xgboost_config(settings, side_by_side=side_by_side)
+    xgb = XGBForecaster(xgb_config, settings.features, holidays=holidays)
+    lstm = LSTMForecaster(settings.lstm)
     with ThreadPoolExecutor(2 if side_by_side else 1, thread_name_prefix="final-fit") as pool:
         xgb_fit, lstm_fit = pool.submit(xgb.fit, sales), pool.submit(lstm.fit, sales)
         xgb_fit.result()
@@ -126,7 +126,7 @@ def train_bundle(
     result, weights = add_hybrid(result)
     seconds["backtest"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
-    xgb, lstm = _final_fit(factories, sales, side_by_side=bool(parallel))
+    xgb, lstm = _final_fit(settings, dataset.holidays, sales, side_by_side=bool(parallel))
     hybrid = HybridForecaster(xgb, lstm, weights)
     seconds["final_fit"] = round(time.perf_counter() - started, 1)
     metadata = {

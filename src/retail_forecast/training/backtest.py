@@ -133,58 +133,81 @@ def run_backtest(
     windows = fold_windows(last_date, folds=folds, horizon=horizon, step=step)
     if windows[-1].start - pd.Timedelta(days=28) < sales[DATE].min():
         raise DataValidationError(f"{folds} folds of {horizon} days need more history")
-    values: dict[tuple[str, str], FloatArray] = {}
-    seconds: dict[str, dict[str, float]] = {fold.name: {} for fold in windows}
-    failed = threading.Event()
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("backtest", total=len(windows) * len(factories))
-
-        def lane(name: str) -> None:
-            """Fit and score one model on every fold, in fold order (stops if a lane failed)."""
-            for fold in windows:
-                if failed.is_set():
-                    return
-                bar.update(task, description=f"fold {fold.name}: {name}")
-                try:
-                    values[fold.name, name], seconds[fold.name][name] = _run_fold(
-                        name, factories[name], sales, fold
-                    )
-                except BaseException:
-                    failed.set()
-                    raise
-                bar.advance(task)
-
-        _run_lanes(list(factories), parallel, lane)
+        runner = _FoldRunner(sales, factories, windows, bar)
+        runner.run_all(parallel)
     frames = []
     for fold in windows:
-        out = _fold_frame(_window(sales, fold), fold)
+        out = _fold_frame(runner.window_of[fold.name], fold)
         for name in factories:
-            out[name] = values[fold.name, name]
+            out[name] = runner.values[fold.name, name]
         frames.append(out)
     predictions = pd.concat(frames, ignore_index=True)
-    in_order = {f: {name: seconds[f][name] for name in factories} for f in seconds}
-    return BacktestResult(windows, list(factories), predictions, in_order)
+    seconds = {f: {name: runner.seconds[f][name] for name in factories} for f in runner.seconds}
+    return BacktestResult(windows, list(factories), predictions, seconds)
 
 
-def _run_lanes(names: list[str], parallel: Collection[str], lane: Callable[[str], None]) -> None:
-    """Run ``lane(name)`` for every name: the ``parallel`` ones side by side, then the rest."""
-    threaded = [name for name in names if name in parallel]
-    if len(threaded) < 2:
-        threaded = []
-    with ThreadPoolExecutor(max(len(threaded), 1), thread_name_prefix="backtest") as pool:
-        for future in [pool.submit(lane, name) for name in threaded]:
-            future.result()  # re-raises a lane's error
-    for name in names:
-        if name not in threaded:
-            lane(name)
+class _FoldRunner:
+    """Fits every model on every fold: some in lanes of their own, the rest one by one."""
+
+    def __init__(
+        self,
+        sales: pd.DataFrame,
+        factories: dict[str, Callable[[], Forecaster]],
+        windows: list[Fold],
+        bar: Progress,
+    ) -> None:
+        self.sales, self.factories, self.windows, self.bar = sales, factories, windows, bar
+        self.task = bar.add_task("backtest", total=len(windows) * len(factories))
+        self.window_of = {fold.name: _window(sales, fold) for fold in windows}
+        self.values: dict[tuple[str, str], FloatArray] = {}
+        self.seconds: dict[str, dict[str, float]] = {fold.name: {} for fold in windows}
+        self.failed = threading.Event()
+
+    def run_all(self, parallel: Collection[str]) -> None:
+        threaded = [name for name in self.factories if name in parallel]
+        if len(threaded) > 1:
+            with ThreadPoolExecutor(len(threaded), thread_name_prefix="backtest") as pool:
+                for future in [pool.submit(self.lane, name) for name in threaded]:
+                    future.result()  # re-raises a lane's error
+        else:
+            threaded = []
+        for fold in self.windows:  # the rest one after the other, sharing each fold's history
+            history = self.history(fold)
+            for name in self.factories:
+                if name not in threaded:
+                    self.run(name, fold, history)
+
+    def lane(self, name: str) -> None:
+        """Fit and score one model on every fold, in fold order (stops if a lane failed)."""
+        for fold in self.windows:
+            if self.failed.is_set():
+                return
+            self.run(name, fold, self.history(fold))  # one copy a lane at a time
+
+    def history(self, fold: Fold) -> pd.DataFrame:
+        return self.sales[self.sales[DATE] < fold.start]
+
+    def run(self, name: str, fold: Fold, history: pd.DataFrame) -> None:
+        self.bar.update(self.task, description=f"fold {fold.name}: {name}")
+        try:
+            self.values[fold.name, name], self.seconds[fold.name][name] = _run_fold(
+                name, self.factories[name], history, self.window_of[fold.name], fold
+            )
+        except BaseException:
+            self.failed.set()  # the other lanes stop at their next fold
+            raise
+        self.bar.advance(self.task)
 
 
 def _run_fold(
-    name: str, factory: Callable[[], Forecaster], sales: pd.DataFrame, fold: Fold
+    name: str,
+    factory: Callable[[], Forecaster],
+    history: pd.DataFrame,
+    window: pd.DataFrame,
+    fold: Fold,
 ) -> tuple[FloatArray, float]:
-    """Fit a fresh model on the data before ``fold``; return its forecasts and the seconds."""
-    history = sales[sales[DATE] < fold.start]  # one copy per lane at a time
-    window = _window(sales, fold)
+    """Fit a fresh model on ``history``; return its forecasts of ``window`` and the seconds."""
     started = time.perf_counter()
     values = _forecast(factory, history, window)
     seconds = round(time.perf_counter() - started, 2)
