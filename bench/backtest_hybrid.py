@@ -50,7 +50,7 @@ def main() -> None:
     started = time.perf_counter()
     built = build_dataset(args.data_dir, DataConfig())
     parallel = side_by_side_models(settings, ("xgboost", "lstm"))  # as `train` fits them
-    factories = dict(model_factories(settings, built.holidays, side_by_side=bool(parallel)))
+    factories = model_factories(settings, built.holidays, side_by_side=bool(parallel)).as_dict()
     if not args.no_peer:
         factories["mlforecast_lgbm"] = lambda: MLForecastPeer(  # type: ignore[assignment,return-value]
             lgb.LGBMRegressor(

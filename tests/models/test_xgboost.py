@@ -201,6 +201,16 @@ def test_p24_seeded_training_is_deterministic() -> None:
     assert a.booster_.save_raw("json") == b.booster_.save_raw("json")
 
 
+def test_fixed_rounds_train_every_row_and_equal_the_refit_after_early_stopping() -> None:
+    history, _ = _split(_panel())
+    stopped = _xgb(_config()).fit(history)  # early stopping, then the refit on every row
+    rounds = stopped.booster_.num_boosted_rounds()
+    fixed = _xgb(_config(rounds=rounds)).fit(history)
+    assert fixed.n_train_rows_ == stopped.n_train_rows_  # the validation days are trained on
+    assert fixed.booster_.save_raw("json") == stopped.booster_.save_raw("json")
+    assert _xgb(_config(rounds=3)).fit(history).booster_.num_boosted_rounds() == 3
+
+
 def test_unknown_series_and_out_of_horizon_dates_are_refused(
     fitted: tuple[XGBForecaster, pd.DataFrame, pd.DataFrame],
 ) -> None:

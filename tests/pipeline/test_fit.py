@@ -15,7 +15,7 @@ from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dat
 from retail_forecast.errors import ArtifactError
 from retail_forecast.models.hybrid import HybridForecaster
 from retail_forecast.pipeline.build_dataset import BuiltDataset, build_dataset
-from retail_forecast.pipeline.fit import HISTORY_FILE, TrainResult, train_bundle
+from retail_forecast.pipeline.fit import HISTORY_FILE, TrainResult, model_factories, train_bundle
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
 
 TINY = {
@@ -130,3 +130,29 @@ def test_side_by_side_fits_give_the_one_at_a_time_result(
         again.forecaster.predict(dataset.sales, future)[TARGET].to_numpy(),
         trained.forecaster.predict(dataset.sales, future)[TARGET].to_numpy(),
     )
+
+
+def test_xgboost_factory_early_stops_once_then_reuses_the_round_count(
+    dataset: BuiltDataset,
+) -> None:
+    sales = dataset.sales
+    oldest = sales[sales[DATE] < sales[DATE].max() - pd.Timedelta(days=31)]
+    once = model_factories(Settings.model_validate(TINY), dataset.holidays).xgboost
+    first = once()
+    assert first.config.rounds is None  # the first model early-stops
+    with pytest.raises(RuntimeError, match="fitted before the next"):
+        once()
+    first.fit(oldest)
+    later = [once() for _ in range(2)]
+    assert [m.config.rounds for m in later] == [first.booster_.num_boosted_rounds()] * 2
+    assert later[0].fit(sales).booster_.num_boosted_rounds() == first.booster_.num_boosted_rounds()
+
+    each_settings = {**TINY, "xgboost": {**TINY["xgboost"], "early_stop_once": False}}
+    each = model_factories(Settings.model_validate(each_settings), dataset.holidays).xgboost
+    each().fit(oldest)
+    assert each().config.rounds is None  # every fit early-stops on its own
+
+
+def test_final_fit_trains_the_round_count_the_oldest_fold_chose(trained: TrainResult) -> None:
+    model = trained.forecaster.xgboost
+    assert model.config.rounds == model.booster_.num_boosted_rounds()

@@ -64,10 +64,11 @@ def test_fold_windows_on_the_real_data_end() -> None:
 def test_each_fold_refits_on_data_before_its_window_and_sees_no_sales_ahead() -> None:
     _Recorder.seen = []
     result = run_backtest(_panel(), {"rec": _Recorder}, folds=3, include_baselines=False)
+    # fitted oldest fold first (a model may carry its round count forward, never back)
     assert [(str(h.date()), str(s.date()), n) for h, s, n in _Recorder.seen] == [
-        ("2017-07-30", "2017-07-31", 64),
-        ("2017-07-14", "2017-07-15", 64),
         ("2017-06-28", "2017-06-29", 64),
+        ("2017-07-14", "2017-07-15", 64),
+        ("2017-07-30", "2017-07-31", 64),
     ]
     preds = result.predictions
     assert list(preds.columns) == [

@@ -49,7 +49,7 @@ def backtest(
     names = _model_names(models)  # fail fast on unknown names, before reading any data
     built = build_dataset(local_data_dir(data_dir, settings), settings.data)
     parallel = side_by_side_models(settings, names)
-    factories = model_factories(settings, built.holidays, side_by_side=bool(parallel))
+    factories = model_factories(settings, built.holidays, side_by_side=bool(parallel)).as_dict()
     result = run_backtest(
         built.sales,
         {name: factories[name] for name in names if name != "hybrid"},

@@ -161,6 +161,9 @@ class XGBForecaster:
                 nthread=self.config.nthread,
             )
 
+        if self.config.rounds is not None:  # a known round count: train on every row
+            dall = matrix(np.concatenate([train_rows, valid_rows]))
+            return xgb.train(self._params(), dall, num_boost_round=self.config.rounds)
         dtrain, dvalid = matrix(train_rows), matrix(valid_rows)
         booster = xgb.train(
             self._params(),

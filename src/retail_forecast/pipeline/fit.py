@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from retail_forecast.artifacts import BundleWriter
-from retail_forecast.config import Settings, XGBoostConfig
+from retail_forecast.config import FeatureConfig, Settings, XGBoostConfig
 from retail_forecast.errors import ArtifactError
 from retail_forecast.models.blend import BlendWeights
 from retail_forecast.models.hybrid import HybridForecaster
@@ -45,19 +46,60 @@ class TrainResult:
     forecaster: HybridForecaster
 
 
+class XGBoostFactory:
+    """Fresh XGBForecasters for the backtest and the final fit, in the order they are fitted.
+
+    With ``xgboost.early_stop_once`` (and no fixed ``rounds``), the first model made early-stops
+    on its validation days, and every later one trains that many rounds on all of its rows.
+    The backtest fits the oldest fold first, whose validation days precede every test window,
+    so no fold's round count has seen its own test days; the final fit reuses the count too.
+    """
+
+    def __init__(
+        self, config: XGBoostConfig, features: FeatureConfig, holidays: pd.DataFrame | None
+    ) -> None:
+        self.config, self.features, self.holidays = config, features, holidays
+        self.first: XGBForecaster | None = None
+
+    def __call__(self) -> XGBForecaster:
+        config = self.config
+        if self.first is not None and config.early_stop_once and config.rounds is None:
+            if not hasattr(self.first, "booster_"):
+                raise RuntimeError("the first XGBoost model must be fitted before the next")
+            rounds = self.first.booster_.num_boosted_rounds()
+            config = config.model_copy(update={"rounds": rounds})
+        model = XGBForecaster(config, self.features, holidays=self.holidays)
+        self.first = self.first or model
+        return model
+
+
+@dataclass(frozen=True)
+class ModelFactories:
+    """Fresh, unfitted forecasters for the backtest and the final fit."""
+
+    xgboost: XGBoostFactory
+    lstm: Callable[[], LSTMForecaster]
+
+    def as_dict(self) -> dict[str, Callable[[], XGBForecaster | LSTMForecaster]]:
+        return {"xgboost": self.xgboost, "lstm": self.lstm}
+
+
 def model_factories(
     settings: Settings, holidays: pd.DataFrame | None, *, side_by_side: bool = False
-) -> dict[str, Callable[[], XGBForecaster | LSTMForecaster]]:
-    """Return fresh, unfitted forecasters for the backtest and the final fit.
+) -> ModelFactories:
+    """Return the two models' factories.
 
     ``side_by_side``: the two models will be fitted at the same time, so XGBoost leaves the
     LSTM its threads (``xgboost.nthread - lstm.num_threads``, at least 1).
     """
-    xgb_config = _xgboost_config(settings, side_by_side=side_by_side)
-    return {
-        "xgboost": lambda: XGBForecaster(xgb_config, settings.features, holidays=holidays),
-        "lstm": lambda: LSTMForecaster(settings.lstm),
-    }
+    xgb_config = settings.xgboost
+    if side_by_side:
+        threads = max(1, xgb_config.nthread - settings.lstm.num_threads)
+        xgb_config = xgb_config.model_copy(update={"nthread": threads})
+    return ModelFactories(
+        XGBoostFactory(xgb_config, settings.features, holidays),
+        partial(LSTMForecaster, settings.lstm),
+    )
 
 
 def side_by_side_models(settings: Settings, names: Collection[str]) -> tuple[str, ...]:
@@ -66,20 +108,11 @@ def side_by_side_models(settings: Settings, names: Collection[str]) -> tuple[str
     return pair if settings.backtest.parallel_models and len(pair) == 2 else ()
 
 
-def _xgboost_config(settings: Settings, *, side_by_side: bool) -> XGBoostConfig:
-    if not side_by_side:
-        return settings.xgboost
-    threads = max(1, settings.xgboost.nthread - settings.lstm.num_threads)
-    return settings.xgboost.model_copy(update={"nthread": threads})
-
-
 def _final_fit(
-    settings: Settings, holidays: pd.DataFrame | None, sales: pd.DataFrame, *, side_by_side: bool
+    factories: ModelFactories, sales: pd.DataFrame, *, side_by_side: bool
 ) -> tuple[XGBForecaster, LSTMForecaster]:
     """Fit both models on all data, in two threads when ``side_by_side``."""
-    xgb_config = _xgboost_config(settings, side_by_side=side_by_side)
-    xgb = XGBForecaster(xgb_config, settings.features, holidays=holidays)
-    lstm = LSTMForecaster(settings.lstm)
+    xgb, lstm = factories.xgboost(), factories.lstm()
     with ThreadPoolExecutor(2 if side_by_side else 1, thread_name_prefix="final-fit") as pool:
         xgb_fit, lstm_fit = pool.submit(xgb.fit, sales), pool.submit(lstm.fit, sales)
         xgb_fit.result()
@@ -116,7 +149,7 @@ def train_bundle(
     cfg = settings.backtest
     result = run_backtest(
         sales,
-        factories,
+        factories.as_dict(),
         folds=cfg.folds,
         horizon=cfg.horizon,
         step=cfg.step,
@@ -126,7 +159,7 @@ def train_bundle(
     result, weights = add_hybrid(result)
     seconds["backtest"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
-    xgb, lstm = _final_fit(settings, dataset.holidays, sales, side_by_side=bool(parallel))
+    xgb, lstm = _final_fit(factories, sales, side_by_side=bool(parallel))
     hybrid = HybridForecaster(xgb, lstm, weights)
     seconds["final_fit"] = round(time.perf_counter() - started, 1)
     metadata = {

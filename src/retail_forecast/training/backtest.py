@@ -118,7 +118,7 @@ def run_backtest(
 ) -> BacktestResult:
     """Refit every model per fold on the canonical frame before the window and score it.
 
-    Each model named in ``parallel`` runs its folds (in order) in a thread of its own, beside
+    Each model named in ``parallel`` runs its folds (oldest first) in a thread of its own, beside
     the others: XGBoost and PyTorch release the GIL while they fit, so two single-threaded
     models keep two cores busy. The rest run in the calling thread afterwards. The results do
     not depend on the order: every fit starts from a fresh, seeded model.
@@ -172,15 +172,24 @@ class _FoldRunner:
                     future.result()  # re-raises a lane's error
         else:
             threaded = []
-        for fold in self.windows:  # the rest one after the other, sharing each fold's history
+        for fold in self.oldest_first:  # the rest one by one, sharing each fold's history
             history = self.history(fold)
             for name in self.factories:
                 if name not in threaded:
                     self.run(name, fold, history)
 
+    @property
+    def oldest_first(self) -> list[Fold]:
+        """The folds in the order models fit them.
+
+        A model may carry what it learnt on a fold to the newer ones (XGBoost's round count,
+        ``xgboost.early_stop_once``), never to older ones.
+        """
+        return self.windows[::-1]
+
     def lane(self, name: str) -> None:
-        """Fit and score one model on every fold, in fold order (stops if a lane failed)."""
-        for fold in self.windows:
+        """Fit and score one model on every fold, oldest first (stops if a lane failed)."""
+        for fold in self.oldest_first:
             if self.failed.is_set():
                 return
             self.run(name, fold, self.history(fold))  # one copy a lane at a time
