@@ -121,6 +121,27 @@ def test_unknown_series_is_refused(panel_factory: Callable[..., pd.DataFrame]) -
     keys = pd.DataFrame({"store_nbr": [99], "family": ["FAM A"]})
     with pytest.raises(UnknownSeriesError, match="store_nbr=99"):
         builder.encode(keys)
+    store = builder.stores[0]
+    for family in (["NOPE"], pd.Categorical(["NOPE"], categories=["NOPE", "FAM A"])):
+        with pytest.raises(UnknownSeriesError, match="family='NOPE'"):
+            builder.encode(pd.DataFrame({"store_nbr": [store], "family": family}))
+
+
+def test_encode_gives_vocabulary_positions_whatever_the_family_dtype(
+    panel_factory: Callable[..., pd.DataFrame],
+) -> None:
+    builder = FeatureBuilder.from_frame(panel_factory(), FeatureSpec.named("required"))
+    stores = [builder.stores[-1], builder.stores[0]]
+    names = [builder.families[-1], builder.families[0]]
+    expected = (
+        np.array([len(builder.stores) - 1, 0], dtype=np.float64),
+        np.array([len(builder.families) - 1, 0], dtype=np.float64),
+    )
+    reordered = pd.Categorical(names, categories=list(reversed(builder.families)))
+    for family in (names, reordered):
+        codes = builder.encode(pd.DataFrame({"store_nbr": stores, "family": family}))
+        np.testing.assert_array_equal(codes[0], expected[0])
+        np.testing.assert_array_equal(codes[1], expected[1])
 
 
 def test_builder_round_trips_through_json_dict(

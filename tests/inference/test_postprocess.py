@@ -1,4 +1,4 @@
-"""finalize(): refuses misaligned, non-finite or unlabeled model output; keeps row order."""
+"""checked_output(): refuses misaligned, non-finite or unlabeled model output; keeps row order."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from retail_forecast.errors import ForecastError
-from retail_forecast.inference.postprocess import finalize, submission
+from retail_forecast.inference.postprocess import checked_output, submission
 
 
 def rows() -> pd.DataFrame:
@@ -18,11 +18,11 @@ def output(sales: list[float], models: list[str] | None = None) -> pd.DataFrame:
     return pd.DataFrame({"sales": sales, "model": models or ["hybrid"] * len(sales)})
 
 
-def test_finalize_keeps_order_and_clips_tiny_negatives() -> None:
-    out = finalize(rows(), output([1.5, -1e-12, 0.0], ["hybrid", "xgboost", "zero_rule"]))
-    assert out.index.tolist() == [10, 11, 12]
-    assert out["sales"].tolist() == [1.5, 0.0, 0.0]
-    assert out["model"].tolist() == ["hybrid", "xgboost", "zero_rule"]
+def test_checked_output_keeps_order_and_clips_tiny_negatives() -> None:
+    labels = ["hybrid", "xgboost", "zero_rule"]
+    sales, models = checked_output(output([1.5, -1e-12, 0.0], labels), 3)
+    assert sales.tolist() == [1.5, 0.0, 0.0]
+    assert models.tolist() == labels
 
 
 @pytest.mark.parametrize(
@@ -35,16 +35,18 @@ def test_finalize_keeps_order_and_clips_tiny_negatives() -> None:
         ([1.0, 2.0, 3.0], ["hybrid", "closed", "lstm"], "unknown model labels"),
     ],
 )
-def test_finalize_refuses_bad_output(
+def test_checked_output_refuses_bad_output(
     sales: list[float], models: list[str] | None, message: str
 ) -> None:
     with pytest.raises(ForecastError, match=message):
-        finalize(rows(), output(sales, models))
+        checked_output(output(sales, models), 3)
 
 
 def test_submission_has_id_and_sales() -> None:
-    out = submission(finalize(rows(), output([1.0, 2.0, 3.0])))
+    forecast = rows().assign(sales=[1.0, 2.0, 3.0])
+    out = submission(forecast)
     assert list(out.columns) == ["id", "sales"]
     assert out["id"].tolist() == [7, 3, 5]
+    assert out["sales"].tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(ForecastError, match="no id"):
-        submission(finalize(rows().drop(columns="id"), output([1.0, 2.0, 3.0])))
+        submission(forecast.drop(columns="id"))

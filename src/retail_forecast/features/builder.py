@@ -28,6 +28,7 @@ import pandas as pd
 
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.calendar import calendar_columns, extra_calendar_columns
+from retail_forecast.features.keys import family_positions
 from retail_forecast.features.lags import FloatArray, recent_days, shift_days
 from retail_forecast.features.rolling import (
     rolling_means,
@@ -202,6 +203,7 @@ class FeatureBuilder:
         self.stores = [int(s) for s in stores]
         self.families = [str(f) for f in families]
         self.holiday_dates = [str(d) for d in holiday_dates]
+        self._store_positions = {store: i for i, store in enumerate(self.stores)}
         self._day_calendars: dict[pd.Timestamp, dict[str, FloatArray]] = {}
 
     @classmethod
@@ -238,8 +240,10 @@ class FeatureBuilder:
 
     def encode(self, keys: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
         """Map (store_nbr, family) rows to the saved category codes; unknown ones raise."""
-        store_codes = pd.Index(self.stores).get_indexer(pd.Index(keys[STORE].astype(np.int64)))
-        family_codes = pd.Index(self.families).get_indexer(pd.Index(keys[FAMILY].astype(str)))
+        position = self._store_positions
+        stores = keys[STORE].to_numpy(np.int64).tolist()
+        store_codes = np.array([position.get(s, -1) for s in stores], dtype=np.int64)
+        family_codes = family_positions(keys, self.families)
         bad = (store_codes < 0) | (family_codes < 0)
         if bad.any():
             first = keys[bad].iloc[0]

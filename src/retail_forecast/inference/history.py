@@ -25,6 +25,7 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sqlite3
 import threading
@@ -84,6 +85,11 @@ class HistorySnapshot:
     @property
     def history_end(self) -> pd.Timestamp:
         return pd.Timestamp(self.dates[-1])
+
+    @functools.cached_property
+    def date_index(self) -> pd.DatetimeIndex:
+        """``dates`` as the canonical frame's DatetimeIndex (built once per snapshot)."""
+        return pd.DatetimeIndex(self.dates.astype("datetime64[ns]"), name=DATE)
 
     @property
     def window(self) -> Window:

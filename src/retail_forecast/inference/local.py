@@ -25,7 +25,7 @@ from retail_forecast.config import Settings
 from retail_forecast.errors import ArtifactError, DataValidationError
 from retail_forecast.features.builder import Panel
 from retail_forecast.inference.history import HistoryStore
-from retail_forecast.inference.postprocess import MODEL, finalize
+from retail_forecast.inference.postprocess import MODEL, checked_output
 from retail_forecast.inference.predictor import ServingDomain
 from retail_forecast.inference.preprocess import (
     canonical_rows,
@@ -200,11 +200,10 @@ class LocalPredictor:
                 f"rows must be dated {(end + pd.Timedelta(days=1)).date()} .. "
                 f"{(end + pd.Timedelta(days=self._horizon)).date()}"
             )
-        output = self.model.predict(history, request)
-        result = finalize(request, output)
+        sales, labels = checked_output(self.model.predict(history, request), len(request))
         out = rows.copy()  # the caller's frame, index and dtypes unchanged
-        out[TARGET] = result[TARGET].to_numpy()
-        out[MODEL] = result[MODEL].to_numpy()
+        out[TARGET] = sales
+        out[MODEL] = labels
         return out
 
     def _bundle_history_days(self) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.errors import ForecastError
@@ -15,19 +17,20 @@ logger = logging.getLogger(__name__)
 
 MODEL = "model"
 SERVED_MODELS = frozenset(MODEL_NAMES) - {"closed"}
+FloatArray = npt.NDArray[np.float64]
 
 
-def finalize(rows: pd.DataFrame, output: pd.DataFrame) -> pd.DataFrame:
-    """Return ``rows`` (same order and index) plus float ``sales`` and str ``model`` columns.
+def checked_output(output: pd.DataFrame, n_rows: int) -> tuple[FloatArray, npt.NDArray[Any]]:
+    """Return the model output's ``sales`` (clipped at 0) and ``model`` columns, checked.
 
     The models already return the original scale (expm1) clipped at 0; this refuses an output
     that is not row-aligned, has a non-finite value or an unknown label, instead of serving it.
     Tiny negatives from the blend arithmetic (never below -1e-9) are clipped to 0.
     """
-    if len(output) != len(rows) or TARGET not in output or MODEL not in output:
+    if len(output) != n_rows or TARGET not in output or MODEL not in output:
         raise ForecastError(
             f"model output has {len(output)} rows / columns {list(output.columns)}, "
-            f"expected {len(rows)} rows with {TARGET} and {MODEL}"
+            f"expected {n_rows} rows with {TARGET} and {MODEL}"
         )
     sales = output[TARGET].to_numpy(dtype=np.float64, copy=True)
     if not np.isfinite(sales).all():
@@ -40,14 +43,11 @@ def finalize(rows: pd.DataFrame, output: pd.DataFrame) -> pd.DataFrame:
     unknown = set(labels.tolist()) - SERVED_MODELS
     if unknown:
         raise ForecastError(f"model output has unknown model labels {sorted(unknown)}")
-    out = rows.copy()
-    out[TARGET] = np.clip(sales, 0.0, None)
-    out[MODEL] = labels
-    return out
+    return np.clip(sales, 0.0, None), labels
 
 
 def submission(rows: pd.DataFrame) -> pd.DataFrame:
-    """Kaggle submission columns ``id,sales`` from finalized rows that carry an ``id``."""
+    """Kaggle submission columns ``id,sales`` from forecast rows that carry an ``id``."""
     if "id" not in rows:
         raise ForecastError("the forecast rows have no id column; a submission needs one")
     return pd.DataFrame(

@@ -97,7 +97,7 @@ def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[Series]) -> 
     )
     return Panel(
         keys=keys,
-        dates=pd.DatetimeIndex(snapshot.dates.astype("datetime64[ns]"), name=DATE),
+        dates=snapshot.date_index,
         log_sales=np.log1p(sales),
         promo=snapshot.onpromotion[idx].astype(np.float64),
         closed=snapshot.is_closed[idx],

@@ -66,11 +66,11 @@ class HybridForecaster:
         log_l = np.zeros(len(future))
         if (weight > 0).any():
             xgb = (
-                self.xgboost.predict_panel(history, future)
+                self.xgboost.panel_sales(history, future)
                 if isinstance(history, Panel)
-                else self.xgboost.predict(history, future)
+                else self.xgboost.predict(history, future)[TARGET].to_numpy(np.float64)
             )
-            log_x = np.log1p(xgb[TARGET].to_numpy(np.float64))
+            log_x = np.log1p(xgb)
         if (weight < 1).any():
             frame = history.to_frame() if isinstance(history, Panel) else history
             log_l = np.log1p(self.lstm.predict(frame, future)[TARGET].to_numpy(np.float64))

@@ -195,6 +195,12 @@ class XGBForecaster:
 
     def predict_panel(self, panel: Panel, future: pd.DataFrame) -> pd.DataFrame:
         """:meth:`predict` from a history already shaped as a :class:`Panel` (serving)."""
+        out = future.copy()
+        out[TARGET] = self.panel_sales(panel, future)
+        return out
+
+    def panel_sales(self, panel: Panel, future: pd.DataFrame) -> FloatArray:
+        """Return the ``sales`` column of :meth:`predict_panel` (no frame built)."""
         builder, _ = self._fitted()
         span = self.history_days
         if len(panel.dates) < span:
@@ -220,9 +226,7 @@ class XGBForecaster:
         values = np.expm1(log_pred[row_series, steps - 1])
         values[dead[row_series]] = 0.0
         values[is_closed_day(pd.DatetimeIndex(future[DATE]))] = 0.0
-        out = future.copy()
-        out[TARGET] = np.clip(values, 0.0, None)
-        return out
+        return np.clip(values, 0.0, None)
 
     def forecast_log(
         self,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import partial
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Request, Response
 
@@ -50,7 +51,7 @@ async def predict(request: Request, state: StateDep) -> Response:
     received = dt.datetime.now(dt.UTC)
     predictor = state.require_predictor()
     body = await request.body()
-    work = partial(
+    work = functools.partial(
         answer_and_record, body, predictor=predictor, max_rows=state.settings.api.max_rows
     )
     content, served = await state.run(work, deadline=request_deadline(request))
@@ -105,13 +106,17 @@ def forecast_batch(
     open_pos = [k for k in range(n) if not closed[k]]
     if not open_pos:
         return sales, models
-    categories = sorted(set(families))
+    dtype, code = _family_dtype(tuple(sorted(families)))  # validated: every family is known
     frame = pd.DataFrame(
         {
-            DATE: pd.to_datetime([batch.date[k] for k in open_pos]),
-            STORE: pd.array([batch.store_nbr[k] for k in open_pos], dtype="int64"),
-            FAMILY: pd.Categorical([batch.family[k] for k in open_pos], categories=categories),
-            PROMO: pd.array([batch.onpromotion[k] for k in open_pos], dtype="int64"),
+            DATE: np.array([batch.date[k] for k in open_pos], dtype="datetime64[D]").astype(
+                "datetime64[ns]"
+            ),
+            STORE: np.array([batch.store_nbr[k] for k in open_pos], dtype=np.int64),
+            FAMILY: pd.Categorical.from_codes(
+                [code[batch.family[k]] for k in open_pos], dtype=dtype
+            ),
+            PROMO: np.array([batch.onpromotion[k] for k in open_pos], dtype=np.int64),
         }
     )
     out = predictor.predict(frame)
@@ -120,6 +125,12 @@ def forecast_batch(
         sales[k] = predicted[j]
         models[k] = model_col[j]
     return sales, models
+
+
+@functools.lru_cache(maxsize=8)
+def _family_dtype(categories: tuple[str, ...]) -> tuple[pd.CategoricalDtype, dict[str, int]]:
+    """Return the canonical frame's family dtype and each family's code in it (memoised)."""
+    return pd.CategoricalDtype(list(categories)), {name: i for i, name in enumerate(categories)}
 
 
 def _checked_output(out: pd.DataFrame, n: int) -> tuple[list[float], list[str]]:
