@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from fastapi import APIRouter, Request, Response
 
@@ -34,6 +35,7 @@ from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["forecast"])
+EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 @router.post(
@@ -109,9 +111,7 @@ def forecast_batch(
     dtype, code = _family_dtype(tuple(sorted(families)))  # validated: every family is known
     frame = pd.DataFrame(
         {
-            DATE: np.array([batch.date[k] for k in open_pos], dtype="datetime64[D]").astype(
-                "datetime64[ns]"
-            ),
+            DATE: _as_datetime64([batch.date[k] for k in open_pos]),
             STORE: np.array([batch.store_nbr[k] for k in open_pos], dtype=np.int64),
             FAMILY: pd.Categorical.from_codes(
                 [code[batch.family[k]] for k in open_pos], dtype=dtype
@@ -125,6 +125,12 @@ def forecast_batch(
         sales[k] = predicted[j]
         models[k] = model_col[j]
     return sales, models
+
+
+def _as_datetime64(days: list[dt.date]) -> npt.NDArray[np.datetime64]:
+    """Dates as datetime64[ns] via their ordinals (numpy converts date objects ~25x slower)."""
+    ordinals = np.array([day.toordinal() for day in days], dtype=np.int64)
+    return (ordinals - EPOCH_ORDINAL).astype("datetime64[D]").astype("datetime64[ns]")
 
 
 @functools.lru_cache(maxsize=8)
