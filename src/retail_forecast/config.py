@@ -31,7 +31,8 @@ class FeatureConfig(Section):
 
 
 class XGBoostConfig(Section):
-    # eta 0.1 halves the rounds of eta 0.05 (0.3837 mean RMSLE, twice the training time; bench)
+    # eta 0.1 + early_stop_once: 0.3851 mean RMSLE, full-data train 6:51; eta 0.05, early stopping
+    # in every fit and 12 LSTM epochs: 0.3837, 20:03 (bench/RESULTS.md, train_full)
     n_estimators: int = Field(default=2000, ge=1)  # early stopping ends at ~200-450
     learning_rate: float = Field(default=0.1, gt=0)
     max_depth: int = Field(default=8, ge=1)

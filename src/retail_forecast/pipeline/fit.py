@@ -69,7 +69,8 @@ class XGBoostFactory:
             rounds = self.first.booster_.num_boosted_rounds()
             config = config.model_copy(update={"rounds": rounds})
         model = XGBForecaster(config, self.features, holidays=self.holidays)
-        self.first = self.first or model
+        if self.first is None:
+            self.first = model
         return model
 
 
