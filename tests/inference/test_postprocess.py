@@ -14,13 +14,9 @@ def rows() -> pd.DataFrame:
     return pd.DataFrame({"id": [7, 3, 5], "store_nbr": [1, 1, 2]}, index=[10, 11, 12])
 
 
-def output(sales: list[float], models: list[str] | None = None) -> pd.DataFrame:
-    return pd.DataFrame({"sales": sales, "model": models or ["hybrid"] * len(sales)})
-
-
 def test_checked_output_keeps_order_and_clips_tiny_negatives() -> None:
     labels = ["hybrid", "xgboost", "zero_rule"]
-    sales, models = checked_output(output([1.5, -1e-12, 0.0], labels), 3)
+    sales, models = checked_output([1.5, -1e-12, 0.0], labels, 3)
     assert sales.tolist() == [1.5, 0.0, 0.0]
     assert models.tolist() == labels
 
@@ -32,6 +28,7 @@ def test_checked_output_keeps_order_and_clips_tiny_negatives() -> None:
         ([1.0, np.inf, 2.0], None, "non-finite"),
         ([1.0, -0.5, 2.0], None, "negative"),
         ([1.0, 2.0], None, "expected 3 rows"),
+        ([1.0, 2.0, 3.0], ["hybrid", "hybrid"], "expected 3 rows"),
         ([1.0, 2.0, 3.0], ["hybrid", "closed", "lstm"], "unknown model labels"),
     ],
 )
@@ -39,7 +36,7 @@ def test_checked_output_refuses_bad_output(
     sales: list[float], models: list[str] | None, message: str
 ) -> None:
     with pytest.raises(ForecastError, match=message):
-        checked_output(output(sales, models), 3)
+        checked_output(sales, models or ["hybrid"] * len(sales), 3)
 
 
 def test_submission_has_id_and_sales() -> None:

@@ -16,9 +16,17 @@ def calendar_columns(dates: pd.DatetimeIndex) -> dict[str, npt.NDArray[np.float6
     }
 
 
-def is_closed_day(dates: pd.DatetimeIndex) -> npt.NDArray[np.bool_]:
-    """Flag 25 December, when every Favorita store is closed (sales 0 by convention)."""
-    return np.asarray((dates.month == 12) & (dates.day == 25), dtype=np.bool_)
+def is_closed_day(
+    dates: pd.DatetimeIndex | pd.Series | npt.NDArray[np.datetime64],
+) -> npt.NDArray[np.bool_]:
+    """Flag 25 December, when every Favorita store is closed (sales 0 by convention).
+
+    NumPy date arithmetic: no DatetimeIndex is built (serving calls this per request).
+    """
+    days = np.asarray(dates, dtype="datetime64[D]")
+    months = days.astype("datetime64[M]")
+    december = months.astype(np.int64) % 12 == 11
+    return np.asarray(december & ((days - months).astype(np.int64) == 24), dtype=np.bool_)
 
 
 def is_closed_date(date: pd.Timestamp) -> bool:

@@ -200,7 +200,7 @@ class LocalPredictor:
                 f"rows must be dated {(end + pd.Timedelta(days=1)).date()} .. "
                 f"{(end + pd.Timedelta(days=self._horizon)).date()}"
             )
-        sales, labels = checked_output(self.model.predict(history, request), len(request))
+        sales, labels = checked_output(*self.model.forecast(history, request), len(request))
         out = rows.copy()  # the caller's frame, index and dtypes unchanged
         out[TARGET] = sales
         out[MODEL] = labels

@@ -20,30 +20,31 @@ SERVED_MODELS = frozenset(MODEL_NAMES) - {"closed"}
 FloatArray = npt.NDArray[np.float64]
 
 
-def checked_output(output: pd.DataFrame, n_rows: int) -> tuple[FloatArray, npt.NDArray[Any]]:
-    """Return the model output's ``sales`` (clipped at 0) and ``model`` columns, checked.
+def checked_output(
+    sales: npt.ArrayLike, labels: npt.ArrayLike, n_rows: int
+) -> tuple[FloatArray, npt.NDArray[Any]]:
+    """Return the model's ``sales`` (clipped at 0) and ``model`` label per row, checked.
 
     The models already return the original scale (expm1) clipped at 0; this refuses an output
     that is not row-aligned, has a non-finite value or an unknown label, instead of serving it.
     Tiny negatives from the blend arithmetic (never below -1e-9) are clipped to 0.
     """
-    if len(output) != n_rows or TARGET not in output or MODEL not in output:
+    values = np.array(sales, dtype=np.float64)  # a copy: the clip below may not touch the model's
+    names = np.asarray(labels).astype(str)
+    if values.shape != (n_rows,) or names.shape != (n_rows,):
         raise ForecastError(
-            f"model output has {len(output)} rows / columns {list(output.columns)}, "
-            f"expected {n_rows} rows with {TARGET} and {MODEL}"
+            f"model output has {values.shape} sales / {names.shape} labels, expected {n_rows} rows"
         )
-    sales = output[TARGET].to_numpy(dtype=np.float64, copy=True)
-    if not np.isfinite(sales).all():
+    if not np.isfinite(values).all():
         raise ForecastError(
-            f"model output has {int((~np.isfinite(sales)).sum())} non-finite values"
+            f"model output has {int((~np.isfinite(values)).sum())} non-finite values"
         )
-    if (sales < -1e-9).any():
+    if (values < -1e-9).any():
         raise ForecastError("model output has negative sales")
-    labels = output[MODEL].astype(str).to_numpy()
-    unknown = set(labels.tolist()) - SERVED_MODELS
+    unknown = set(names.tolist()) - SERVED_MODELS
     if unknown:
         raise ForecastError(f"model output has unknown model labels {sorted(unknown)}")
-    return np.clip(sales, 0.0, None), labels
+    return np.clip(values, 0.0, None), names
 
 
 def submission(rows: pd.DataFrame) -> pd.DataFrame:

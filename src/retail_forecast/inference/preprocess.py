@@ -40,7 +40,7 @@ def canonical_rows(rows: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
     if rows.empty:
         raise DataValidationError("no rows to forecast")
     categories = sorted(families)
-    out = rows.reset_index(drop=True)
+    out = rows if _is_range_index(rows.index) else rows.reset_index(drop=True)
     if not _is_canonical(out, categories):
         out = out.copy()
         out[DATE] = pd.to_datetime(out[DATE]).dt.normalize().astype("datetime64[ns]")
@@ -54,6 +54,10 @@ def canonical_rows(rows: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
     if (out[PROMO].to_numpy() < 0).any():
         raise DataValidationError("onpromotion must be a non-negative integer on every row")
     return out
+
+
+def _is_range_index(index: pd.Index) -> bool:
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
 
 def _is_canonical(rows: pd.DataFrame, categories: list[str]) -> bool:
@@ -89,10 +93,13 @@ def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[Series]) -> 
     """
     idx = _snapshot_rows(snapshot, series)
     sales = snapshot.sales[idx]
+    code = snapshot.family_codes
     keys = pd.DataFrame(
         {
             STORE: np.array([s for s, _ in series], dtype=np.int64),
-            FAMILY: pd.Categorical([f for _, f in series], categories=sorted(snapshot.families)),
+            FAMILY: pd.Categorical.from_codes(
+                [code[f] for _, f in series], dtype=snapshot.family_dtype
+            ),
         }
     )
     return Panel(

@@ -54,7 +54,7 @@ class BaselineForecaster:
             raise UnknownSeriesError("future holds a series without history")
         steps = (pd.DatetimeIndex(future[DATE]) - origin).days.to_numpy()
         values = self._values(np.expm1(panel.log_sales), idx, steps)
-        values[is_closed_day(pd.DatetimeIndex(future[DATE]))] = 0.0
+        values[is_closed_day(future[DATE].to_numpy())] = 0.0
         out = future.copy()
         out[TARGET] = np.clip(values, 0.0, None)
         return out

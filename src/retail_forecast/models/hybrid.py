@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.errors import ArtifactError
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 MODEL = "model"
 BLEND_KEY = "blend_weights"
+FloatArray = npt.NDArray[np.float64]
 
 
 def dead_series_mask(
@@ -61,6 +63,16 @@ class HybridForecaster:
         A panel (what serving builds from its history store) skips re-shaping the frame; the
         LSTM, when its weight is not 0, reads the panel's frame (same values).
         """
+        sales, labels = self.forecast(history, future)
+        out = future.copy()
+        out[TARGET] = sales
+        out[MODEL] = labels
+        return out
+
+    def forecast(
+        self, history: pd.DataFrame | Panel, future: pd.DataFrame
+    ) -> tuple[FloatArray, npt.NDArray[Any]]:
+        """Return the ``sales`` and ``model`` columns :meth:`predict` adds (no frame built)."""
         weight = self.weights.weights_for(future[FAMILY])
         log_x = np.zeros(len(future))
         log_l = np.zeros(len(future))
@@ -77,13 +89,10 @@ class HybridForecaster:
         sales = np.clip(np.expm1(weight * log_x + (1.0 - weight) * log_l), 0.0, None)
         labels = self.weights.labels_for(weight)
         dead = dead_series_mask(history, future, days=self.xgboost.config.dead_series_days)
-        closed = is_closed_day(pd.DatetimeIndex(future[DATE]))
+        closed = is_closed_day(future[DATE].to_numpy())
         sales[dead | closed] = 0.0
         labels[dead] = "zero_rule"
-        out = future.copy()
-        out[TARGET] = sales
-        out[MODEL] = labels
-        return out
+        return sales, labels
 
     def save(self, directory: Path) -> list[Path]:
         """Write both models' files; the weights go in the manifest (see ``metadata``)."""

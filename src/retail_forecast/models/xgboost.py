@@ -225,7 +225,7 @@ class XGBForecaster:
             logger.debug("dead-series rule zeroed %d of %d series", self.n_dead_zeroed_, len(dead))
         values = np.expm1(log_pred[row_series, steps - 1])
         values[dead[row_series]] = 0.0
-        values[is_closed_day(pd.DatetimeIndex(future[DATE]))] = 0.0
+        values[is_closed_day(future[DATE].to_numpy())] = 0.0
         return np.clip(values, 0.0, None)
 
     def forecast_log(
