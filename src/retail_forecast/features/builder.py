@@ -204,6 +204,7 @@ class FeatureBuilder:
         self.families = [str(f) for f in families]
         self.holiday_dates = [str(d) for d in holiday_dates]
         self._store_positions = {store: i for i, store in enumerate(self.stores)}
+        self._names = tuple(spec.feature_names)  # the matrix columns, in order
         self._day_calendars: dict[pd.Timestamp, dict[str, FloatArray]] = {}
 
     @classmethod
@@ -305,10 +306,10 @@ class FeatureBuilder:
         self, cols: dict[str, FloatArray], shape: tuple[int, ...]
     ) -> npt.NDArray[np.float32]:
         """Write each column (broadcastable to ``shape``) into one float32 row-major matrix."""
-        out = np.empty((*shape, len(self.feature_names)), dtype=np.float32)
-        for j, name in enumerate(self.feature_names):
+        out = np.empty((*shape, len(self._names)), dtype=np.float32)
+        for j, name in enumerate(self._names):
             out[..., j] = cols[name]
-        return out.reshape(-1, len(self.feature_names))
+        return out.reshape(-1, len(self._names))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -23,19 +24,26 @@ def family_positions(frame: pd.DataFrame, families: list[str]) -> npt.NDArray[np
     """Per row the position of its family in ``families`` (-1: not there)."""
     family = frame[FAMILY]
     if isinstance(family.dtype, pd.CategoricalDtype):
-        categories = tuple(str(c) for c in family.cat.categories)
-        lookup = np.append(_positions(categories, tuple(families)), -1)
-        return lookup[family.cat.codes.to_numpy()]  # code -1 (missing) takes the last: -1
+        values = cast(pd.Categorical, family.array)
+        lookup = _code_positions(tuple(values.categories.tolist()), tuple(families))
+        codes: npt.NDArray[np.int64] = lookup[np.asarray(values.codes)]
+        return codes  # code -1 (missing) took the last entry: -1
     return pd.Index(families).get_indexer(pd.Index(family.astype(str))).astype(np.int64)
 
 
 @functools.lru_cache(maxsize=64)
-def _positions(names: tuple[str, ...], vocabulary: tuple[str, ...]) -> npt.NDArray[np.int64]:
-    """Position of each name in ``vocabulary`` (-1: absent); memoised, requests repeat them."""
+def _code_positions(
+    categories: tuple[object, ...], vocabulary: tuple[str, ...]
+) -> npt.NDArray[np.int64]:
+    """Per category code its name's position in ``vocabulary`` (-1: absent), then a last -1.
+
+    Memoised (keyed by the categories in order): requests repeat the same two vocabularies.
+    """
     index = {name: i for i, name in enumerate(vocabulary)}
-    positions = np.array([index.get(name, -1) for name in names], dtype=np.int64)
-    positions.flags.writeable = False
-    return positions
+    positions = [index.get(str(name), -1) for name in categories]
+    out = np.array([*positions, -1], dtype=np.int64)
+    out.flags.writeable = False
+    return out
 
 
 def series_keys(frame: pd.DataFrame, families: list[str]) -> npt.NDArray[np.int64]:
