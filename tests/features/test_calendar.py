@@ -3,6 +3,7 @@ import pandas as pd
 
 from retail_forecast.features.calendar import (
     calendar_columns,
+    days_after,
     extra_calendar_columns,
     is_closed_day,
     national_holiday_dates,
@@ -43,3 +44,11 @@ def test_is_closed_day_is_25_december_only_in_any_date_form() -> None:
     assert expected.sum() == 6  # 2011 .. 2016
     for form in (days, pd.Series(days), days.to_numpy(), days.to_numpy().astype("datetime64[D]")):
         np.testing.assert_array_equal(is_closed_day(form), expected)
+
+
+def test_days_after_counts_whole_days_in_any_date_form() -> None:
+    origin = pd.Timestamp("2016-12-31")
+    days = pd.date_range("2016-12-20", "2017-03-05", freq="D")
+    expected = np.asarray((days - origin).days)
+    for form in (days, pd.Series(days), days.to_numpy()):
+        np.testing.assert_array_equal(days_after(form, origin), expected)

@@ -29,6 +29,14 @@ def is_closed_day(
     return np.asarray(december & ((days - months).astype(np.int64) == 24), dtype=np.bool_)
 
 
+def days_after(
+    dates: pd.DatetimeIndex | pd.Series | npt.NDArray[np.datetime64], origin: pd.Timestamp
+) -> npt.NDArray[np.int64]:
+    """Whole days from ``origin`` to each date (1 = the day after), by NumPy date arithmetic."""
+    days = np.asarray(dates, dtype="datetime64[D]")
+    return (days - np.datetime64(origin.date(), "D")).astype(np.int64)
+
+
 def is_closed_date(date: pd.Timestamp) -> bool:
     """:func:`is_closed_day` for one date."""
     return bool(date.month == 12 and date.day == 25)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import Panel
+from retail_forecast.features.calendar import days_after
 from retail_forecast.inference.history import HistorySnapshot
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
@@ -157,4 +158,4 @@ def select_history(
 
 def horizon_steps(rows: pd.DataFrame, history_end: pd.Timestamp) -> npt.NDArray[np.int64]:
     """Day of the horizon (1-based) of every row."""
-    return ((pd.DatetimeIndex(rows[DATE]) - history_end).days).to_numpy(np.int64)
+    return days_after(rows[DATE].to_numpy(), history_end)

@@ -32,6 +32,7 @@ from retail_forecast.errors import (
 )
 from retail_forecast.features.builder import FeatureBuilder, FeatureSpec, Panel, panel_from_frame
 from retail_forecast.features.calendar import (
+    days_after,
     is_closed_date,
     is_closed_day,
     national_holiday_dates,
@@ -337,7 +338,7 @@ class XGBForecaster:
 def _horizon_steps(future: pd.DataFrame, origin: pd.Timestamp) -> npt.NDArray[np.int64]:
     if future.empty:
         raise DataValidationError("future has no rows")
-    steps = ((pd.DatetimeIndex(future[DATE]) - origin).days).to_numpy(dtype=np.int64)
+    steps = days_after(future[DATE].to_numpy(), origin)
     if (steps < 1).any() or (steps > HORIZON).any():
         raise DataValidationError(
             f"future dates must lie within {HORIZON} days after the history's last day {origin}"
