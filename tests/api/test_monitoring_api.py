@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from naive_backend import FAMILIES, STORES, SeasonalNaivePredictor, make_history
 
 from retail_forecast.api.deps import ServiceState
-from retail_forecast.api.recorder import ServedForecasts
+from retail_forecast.api.recorder import ServedForecasts, served_frame
 from retail_forecast.app import create_app
 from retail_forecast.config import MonitoringConfig, Settings
 from retail_forecast.monitoring.performance import PredictionLog
@@ -130,6 +130,31 @@ def test_closed_days_are_not_logged_as_forecasts() -> None:
     assert frame["horizon_day"].tolist() == [1, 3]
     assert frame["model"].tolist() == ["hybrid", "zero_rule"]
     assert frame["prediction"].tolist() == [5.0, 7.0]
+
+
+def test_a_batch_of_requests_keeps_each_requests_horizon_and_order() -> None:
+    def served(end: dt.date, store: int, sales: list[float]) -> ServedForecasts:
+        days = [end + dt.timedelta(days=k) for k in range(1, len(sales) + 1)]
+        return ServedForecasts(
+            model_version="v",
+            history_end=end,
+            request_time=dt.datetime(2017, 1, 1, tzinfo=dt.UTC),
+            dates=days,
+            stores=[store] * len(sales),
+            families=["BEVERAGES"] * len(sales),
+            sales=sales,
+            models=["closed" if (d.month, d.day) == (12, 25) else "xgboost" for d in days],
+        )
+
+    group = [
+        served(dt.date(2016, 12, 23), 1, [1.0, 0.0, 3.0]),
+        served(dt.date(2017, 1, 2), 7, [4.0]),
+    ]
+    frame = served_frame(group)
+    assert frame["store_nbr"].tolist() == [1, 1, 7]  # the closed 25 December is left out
+    assert frame["horizon_day"].tolist() == [1, 3, 1]
+    assert frame["prediction"].tolist() == [1.0, 3.0, 4.0]
+    assert [str(d.date()) for d in frame["date"]] == ["2016-12-24", "2016-12-26", "2017-01-03"]
 
 
 def test_rejected_requests_are_not_logged(tmp_path: Path) -> None:

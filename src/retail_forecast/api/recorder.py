@@ -50,21 +50,28 @@ class ServedForecasts:
 
     def to_frame(self) -> pd.DataFrame:
         """Rows for PredictionLog: open days only (25 December is not a model's forecast)."""
-        n = len(self.dates)
-        models = np.asarray(self.models, dtype=object)
-        keep = models != "closed"
-        ordinals = np.fromiter((d.toordinal() for d in self.dates), dtype=np.int64, count=n)
-        days = (ordinals - EPOCH_ORDINAL).astype("datetime64[D]").astype("datetime64[ns]")
-        return pd.DataFrame(
-            {
-                DATE: days[keep],
-                STORE: np.asarray(self.stores, dtype=np.int64)[keep],
-                FAMILY: np.asarray(self.families, dtype=object)[keep],
-                HORIZON_DAY: (ordinals - self.history_end.toordinal())[keep],
-                PREDICTION: np.asarray(self.sales, dtype=np.float64)[keep],
-                MODEL: models[keep],
-            }
-        )
+        return served_frame([self])
+
+
+def served_frame(group: Sequence[ServedForecasts]) -> pd.DataFrame:
+    """:meth:`ServedForecasts.to_frame` of several requests, built at once (in their order)."""
+    sizes = [len(served) for served in group]
+    n = sum(sizes)
+    models = np.fromiter((m for s in group for m in s.models), dtype=object, count=n)
+    keep = models != "closed"
+    ordinals = np.fromiter((d.toordinal() for s in group for d in s.dates), np.int64, count=n)
+    ends = np.repeat([served.history_end.toordinal() for served in group], sizes)
+    days = (ordinals - EPOCH_ORDINAL).astype("datetime64[D]").astype("datetime64[ns]")
+    return pd.DataFrame(
+        {
+            DATE: days[keep],
+            STORE: np.fromiter((v for s in group for v in s.stores), np.int64, count=n)[keep],
+            FAMILY: np.fromiter((v for s in group for v in s.families), object, count=n)[keep],
+            HORIZON_DAY: (ordinals - ends)[keep],
+            PREDICTION: np.fromiter((v for s in group for v in s.sales), np.float64, count=n)[keep],
+            MODEL: models[keep],
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,7 @@ class MonitoringRecorder:
 
     def _write_predictions(self, group: list[ServedForecasts]) -> bool:
         try:
-            frame = pd.concat([served.to_frame() for served in group], ignore_index=True)
+            frame = served_frame(group)
             return frame.empty or self.log.log_predictions(
                 frame,
                 model_version=group[0].model_version,
