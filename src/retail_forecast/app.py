@@ -27,6 +27,7 @@ from retail_forecast.api.deps import ServiceState, make_api_key_check
 from retail_forecast.api.errors import install_error_handlers
 from retail_forecast.api.middleware import (
     BodyLimitMiddleware,
+    ConnectionRecycleMiddleware,
     LoadSheddingMiddleware,
     RequestIdMiddleware,
 )
@@ -89,7 +90,7 @@ def create_app(
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    # Added innermost first: the request passes RequestId -> CORS -> shedding -> body limit.
+    # Added innermost first: RequestId -> connection recycling -> CORS -> shedding -> body limit.
     api = settings.api
     json_paths = frozenset({f"{API_PREFIX}/predict", f"{API_PREFIX}/actuals"})
     app.add_middleware(
@@ -105,6 +106,10 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-Api-Key", "X-Request-ID"],
             allow_credentials=api.cors_allow_credentials,
+        )
+    if api.max_requests_per_connection:
+        app.add_middleware(
+            ConnectionRecycleMiddleware, max_requests=api.max_requests_per_connection
         )
     app.add_middleware(RequestIdMiddleware, request_timeout_s=api.request_timeout_s)
 

@@ -114,6 +114,9 @@ class ApiConfig(Section):
     workers: int = Field(default=1, ge=1, le=32)
     # per worker; more gets 503 + Retry-After (promise 6)
     max_in_flight: int = Field(default=64, ge=1)
+    # a keep-alive connection gets `Connection: close` after this many requests (0: never), so
+    # clients reconnect and the kernel spreads connections over the workers again
+    max_requests_per_connection: int = Field(default=100, ge=0)
     retry_after_s: int = Field(default=1, ge=1)
     # LocalPredictor's history store: <history_dir>/<bundle version>.sqlite (survives restarts)
     history_dir: Path = Path("data/history")

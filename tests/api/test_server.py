@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -206,3 +207,28 @@ def test_p02_sigterm_drains_in_flight_requests(start_server: Callable[..., Serve
     assert code in (0, -signal.SIGTERM)
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "/health", timeout=2)
+
+
+def test_a_keep_alive_connection_is_closed_after_max_requests_then_served_anew(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server(RF_API__MAX_REQUESTS_PER_CONNECTION="3")
+    server.release.touch()
+    server.wait("/ready", 200)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    closing, ports = [], []
+    try:
+        for _ in range(7):
+            conn.request("GET", "/health")
+            if conn.sock is not None:
+                ports.append(conn.sock.getsockname()[1])
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            closing.append(response.getheader("connection") == "close")
+            if response.will_close:
+                assert conn.sock is None  # http.client dropped the socket: the next is new
+    finally:
+        conn.close()
+    assert closing == [False, False, True, False, False, True, False]
+    assert len(set(ports)) == 3  # three TCP connections: requests 1-3, 4-6, 7
