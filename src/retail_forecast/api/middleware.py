@@ -88,8 +88,10 @@ class ConnectionRecycleMiddleware:
     worker per *connection*, so a few long-lived connections can pile onto one worker while
     another idles (8 load-test connections once ran at 98 req/s on one busy core). Every
     ``max_requests``-th response of a connection carries ``Connection: close``; the client
-    reconnects and the kernel places the new connection afresh, so the load evens out over
-    time (nginx's ``keepalive_requests``, Apache's ``MaxKeepAliveRequests``).
+    reconnects and the kernel places the new connection afresh, so no worker keeps an unlucky
+    share for the life of the connections (nginx's ``keepalive_requests``, Apache's
+    ``MaxKeepAliveRequests``). The kernel does not know the workers' load: this re-draws the
+    split, it does not balance it.
     """
 
     MAX_TRACKED = 4096  # connections counted at once; past that the counts start over
