@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from retail_forecast.features.calendar import from_ordinals
 from retail_forecast.monitoring.accuracy import HORIZON_DAY, MODEL, PREDICTION
 from retail_forecast.monitoring.performance import PredictionLog
 from retail_forecast.schema import DATE, FAMILY, STORE
@@ -28,7 +29,6 @@ from retail_forecast.schema import DATE, FAMILY, STORE
 logger = logging.getLogger(__name__)
 
 DROP_WARN_EVERY_S = 10.0  # at most one WARNING per this many seconds while batches drop
-EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 LINGER_S = 0.5  # the writer collects batches this long, then writes them together
 
 
@@ -61,7 +61,7 @@ def served_frame(group: Sequence[ServedForecasts]) -> pd.DataFrame:
     keep = models != "closed"
     ordinals = np.fromiter((d.toordinal() for s in group for d in s.dates), np.int64, count=n)
     ends = np.repeat([served.history_end.toordinal() for served in group], sizes)
-    days = (ordinals - EPOCH_ORDINAL).astype("datetime64[D]").astype("datetime64[ns]")
+    days = from_ordinals(ordinals)
     return pd.DataFrame(
         {
             DATE: days[keep],

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()  # datetime64's day 0
 
 
 def calendar_columns(dates: pd.DatetimeIndex) -> dict[str, npt.NDArray[np.float64]]:
@@ -35,6 +39,15 @@ def days_after(
     """Whole days from ``origin`` to each date (1 = the day after), by NumPy date arithmetic."""
     days = np.asarray(dates, dtype="datetime64[D]")
     return (days - np.datetime64(origin.date(), "D")).astype(np.int64)
+
+
+def from_ordinals(ordinals: npt.ArrayLike) -> npt.NDArray[np.datetime64]:
+    """Proleptic Gregorian ordinals (``date.toordinal()``) as datetime64[ns] dates.
+
+    The fast way from ``datetime.date`` objects: NumPy converts date objects ~25x slower.
+    """
+    days = np.asarray(ordinals, dtype=np.int64) - EPOCH_ORDINAL
+    return days.astype("datetime64[D]").astype("datetime64[ns]")
 
 
 def is_closed_date(date: pd.Timestamp) -> bool:

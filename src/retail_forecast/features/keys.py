@@ -46,6 +46,16 @@ def _code_positions(
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def family_dtype(families: tuple[str, ...]) -> tuple[pd.CategoricalDtype, dict[str, int]]:
+    """Return the canonical family dtype (sorted ``families``) and each family's code in it.
+
+    Memoised: serving builds request and history frames with it on every request.
+    """
+    categories = sorted(families)
+    return pd.CategoricalDtype(categories), {name: i for i, name in enumerate(categories)}
+
+
 def series_keys(frame: pd.DataFrame, families: list[str]) -> npt.NDArray[np.int64]:
     """Per row ``store_nbr * len(families) + family position``; -1 where the family is unknown."""
     pos = family_positions(frame, families)

@@ -87,16 +87,6 @@ class HistorySnapshot:
         return pd.Timestamp(self.dates[-1])
 
     @functools.cached_property
-    def family_dtype(self) -> pd.CategoricalDtype:
-        """The canonical frame's family dtype (sorted families; built once per snapshot)."""
-        return pd.CategoricalDtype(sorted(self.families))
-
-    @functools.cached_property
-    def family_codes(self) -> dict[str, int]:
-        """Each family's code in :attr:`family_dtype`."""
-        return {str(name): i for i, name in enumerate(self.family_dtype.categories)}
-
-    @functools.cached_property
     def date_index(self) -> pd.DatetimeIndex:
         """``dates`` as the canonical frame's DatetimeIndex (built once per snapshot)."""
         return pd.DatetimeIndex(self.dates.astype("datetime64[ns]"), name=DATE)

@@ -19,6 +19,7 @@ import pandas as pd
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import Panel
 from retail_forecast.features.calendar import days_after
+from retail_forecast.features.keys import family_dtype
 from retail_forecast.inference.history import HistorySnapshot
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
@@ -94,13 +95,11 @@ def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[Series]) -> 
     """
     idx = _snapshot_rows(snapshot, series)
     sales = snapshot.sales[idx]
-    code = snapshot.family_codes
+    dtype, code = family_dtype(snapshot.families)
     keys = pd.DataFrame(
         {
             STORE: np.array([s for s, _ in series], dtype=np.int64),
-            FAMILY: pd.Categorical.from_codes(
-                [code[f] for _, f in series], dtype=snapshot.family_dtype
-            ),
+            FAMILY: pd.Categorical.from_codes([code[f] for _, f in series], dtype=dtype),
         }
     )
     return Panel(
