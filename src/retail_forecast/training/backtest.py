@@ -118,12 +118,12 @@ def run_backtest(
 ) -> BacktestResult:
     """Refit every model per fold on the canonical frame before the window and score it.
 
-    Each model named in ``parallel`` runs its folds (oldest first) in a thread of its own, beside
-    the others: XGBoost and PyTorch release the GIL while they fit, so two single-threaded
-    models keep two cores busy. The rest run in the calling thread afterwards. Every model
-    fits its folds oldest first, in one thread or the other, so the results do not depend on
-    running side by side: each fit starts from a fresh, seeded model, and what a factory
-    carries over (XGBoost's round count) only goes from older folds to newer ones.
+    Each model named in ``parallel`` runs its folds in a thread of its own, beside the others:
+    XGBoost and PyTorch release the GIL while they fit, so two single-threaded models keep two
+    cores busy. The rest run in the calling thread afterwards. Every model fits its folds
+    oldest first either way, so the results do not depend on running side by side: each fit
+    starts from a fresh, seeded model, and what a factory carries over (XGBoost's round count)
+    only goes from older folds to newer ones.
     """
     factories: dict[str, Callable[[], Forecaster]] = dict(models)
     if include_baselines:
