@@ -42,8 +42,24 @@ def test_compiled_forest_is_bit_identical_to_xgboost_with_categories_and_missing
     assert 1 <= forest.depth <= 6
     assert np.any(forest.cat_row >= 0), "the booster should have categorical splits"
     np.testing.assert_array_equal(forest.predict(x), expected)
-    for n in (1, 3, 9):  # row-by-row and 2-D passes
+    for n in (1, 3, 9):  # rows with and without missing values in one call
         np.testing.assert_array_equal(forest.predict(x[:n]), expected[:n])
+
+
+def test_complete_layout_rows_reuse_their_categorical_values_only_for_the_same_categories() -> None:
+    booster = _booster()
+    forest = CompiledForest.from_booster(booster)
+    x, _ = _data(400, seed=2)
+    clean = x[~np.isnan(x).any(axis=1)][:40]  # the fast path: no missing value
+    assert len(clean) == 40
+    for n in (1, 5, 40):
+        batch = clean[:n].copy()
+        np.testing.assert_array_equal(forest.predict(batch), booster.inplace_predict(batch))
+        # the next recursive step: same series (categories), new numeric values
+        batch[:, :4] = np.flip(clean[-n:, :4], axis=0)
+        np.testing.assert_array_equal(forest.predict(batch), booster.inplace_predict(batch))
+        batch[:, 5] = (batch[:, 5] + 1) % 7  # other categories: recomputed, not reused
+        np.testing.assert_array_equal(forest.predict(batch), booster.inplace_predict(batch))
 
 
 def test_compiled_forest_refuses_other_objectives_and_wrong_widths() -> None:

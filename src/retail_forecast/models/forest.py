@@ -3,9 +3,10 @@
 XGBoost's ``inplace_predict`` has a per-call cost that grows with the number of trees (it
 rebuilds a model view and per-tree tables on every call), so one series x 16 recursive steps of
 a ~1,000-tree model costs ~50 ms in XGBoost alone. Serving a single series needs one row per
-step; evaluating all trees at once as array operations (one gather per tree level) costs a few
-hundred microseconds instead. Large batches (the all-series request, backtests) stay on
-XGBoost, which is faster per row.
+step (a micro-batch of concurrent requests a few rows); evaluating all trees of all rows at
+once as array operations (one gather per tree level) costs tens to hundreds of microseconds
+instead. Large batches (the all-series request, backtests) stay on XGBoost, which is faster
+per row.
 
 The arrays come from the booster's own JSON dump (``save_raw("json")``; no pickle). The result
 is bit-identical to ``inplace_predict`` for ``reg:squarederror`` models (tested): every split
@@ -31,10 +32,8 @@ IntArray = npt.NDArray[np.int64]
 F32Array = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 SUPPORTED_OBJECTIVES = ("reg:squarederror",)
-CAT_CACHE_ROWS = 256  # memoised categorical decisions (one entry per store x family seen)
-ROW_BY_ROW = 8  # up to this many rows, one 1-D pass per row beats a 2-D pass (fewer index ops)
 I32Array = npt.NDArray[np.int32]
-# The one-row fast path stores every tree complete: 2**depth slots a tree (depth 8: 256)
+# The fast path stores every tree complete: 2**depth slots a tree (depth 8: 256)
 COMPLETE_MAX_DEPTH = 10
 
 
@@ -55,9 +54,6 @@ class CompiledForest:
     base_score: np.float32
     n_features: int
     cat_features: IntArray = field(init=False, compare=False, repr=False)
-    _cat_cache: dict[tuple[float, ...], BoolArray] = field(
-        default_factory=dict, compare=False, repr=False
-    )
     _cat_tables: tuple[F32Array, ...] = field(init=False, compare=False, repr=False)
     _thread: threading.local = field(default_factory=threading.local, compare=False, repr=False)
     _level_feature: tuple[I32Array, ...] = field(init=False, compare=False, repr=False)
@@ -145,17 +141,49 @@ class CompiledForest:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected [rows, {self.n_features}] features, got {x.shape}")
-        if len(x) <= ROW_BY_ROW:
-            leaves = np.stack([self._row_leaf_values(row) for row in x])
-        else:
-            leaves = self.threshold[self._leaves(x)]
+        leaves = self._leaf_values(x)
         start = np.full((len(x), 1), self.base_score, dtype=np.float32)
         # cumsum adds left to right in float32, tree by tree, as XGBoost does.
         total = np.cumsum(np.concatenate([start, leaves], axis=1), axis=1, dtype=np.float32)
         return np.ascontiguousarray(total[:, -1])
 
+    def _leaf_values(self, x: F32Array) -> F32Array:
+        """Leaf value per (row, tree): the complete layout for rows without a missing value."""
+        if self.depth > COMPLETE_MAX_DEPTH:
+            return self.threshold[self._leaves(x)]
+        missing = np.isnan(x).any(axis=1)
+        if not missing.any():
+            return self._complete_leaf_values(self._with_categorical_values(x))
+        out = np.empty((len(x), self.n_trees), dtype=np.float32)
+        out[missing] = self.threshold[self._leaves(x[missing])]  # missing: default_left
+        if not missing.all():
+            complete = self._with_categorical_values(np.ascontiguousarray(x[~missing]))
+            out[~missing] = self._complete_leaf_values(complete)
+        return out
+
+    def _complete_leaf_values(self, extended: F32Array) -> F32Array:
+        """Walk every tree's complete layout for all rows at once: one gather a level.
+
+        ``extended``: rows followed by their categorical split values (2-D, no NaN). One row
+        (every step of a single-series request) walks 1-D arrays: fewer index operations.
+        """
+        one = len(extended) == 1
+        flat = extended.ravel()
+        width = extended.shape[1]
+        row_start = np.arange(0, len(extended) * width, width, dtype=np.int32)[:, None]
+        slot = np.zeros(self.n_trees if one else (len(extended), self.n_trees), dtype=np.int32)
+        for level in range(self.depth):
+            at = self._level_base[level] + slot
+            feature = self._level_feature[level][at]
+            right = (
+                flat[feature if one else row_start + feature] >= self._level_threshold[level][at]
+            )
+            slot = 2 * slot + right
+        leaves: F32Array = self._leaf_value[self._level_base[self.depth] + slot]
+        return leaves[None, :] if one else leaves
+
     def _leaves(self, x: F32Array) -> IntArray:
-        """Leaf node per (row, tree) of a 2-D ``x``."""
+        """Leaf node per (row, tree) of a 2-D ``x``, following pointers (any value missing)."""
         node = np.broadcast_to(self.roots, (len(x), self.n_trees))
         rows = np.arange(len(x))[:, None]
         for _ in range(self.depth):
@@ -166,32 +194,6 @@ class CompiledForest:
             node = self._step(node, value, go_left)
         return node
 
-    def _row_leaf_values(self, x: F32Array) -> F32Array:
-        """Leaf value per tree of one 1-D row: the complete layout unless a value is missing."""
-        if np.isnan(x).any() or self.depth > COMPLETE_MAX_DEPTH:
-            return self.threshold[self._row_leaves(x)]  # missing values follow default_left
-        extended = self._with_categorical_values(x)
-        slot = np.zeros(self.n_trees, dtype=np.int32)
-        for level in range(self.depth):
-            at = self._level_base[level] + slot
-            right = extended[self._level_feature[level][at]] >= self._level_threshold[level][at]
-            slot = 2 * slot + right
-        leaves: F32Array = self._leaf_value[self._level_base[self.depth] + slot]
-        return leaves
-
-    def _row_leaves(self, x: F32Array) -> IntArray:
-        """Leaf node per tree of one 1-D row: fewer index operations than :meth:`_leaves`."""
-        cat_left = self._cat_decisions(x)
-        node = self.roots
-        for _ in range(self.depth):
-            value = x[self.feature[node]]
-            go_left = value < self.threshold[node]
-            if cat_left is not None:
-                row = self.cat_row[node]
-                go_left = np.where(row >= 0, cat_left[row], go_left)
-            node = self._step(node, value, go_left)
-        return node
-
     def _step(self, node: IntArray, value: F32Array, go_left: BoolArray) -> IntArray:
         missing = np.isnan(value)
         if missing.any():
@@ -199,42 +201,29 @@ class CompiledForest:
         return np.where(go_left, self.left[node], self.right[node])
 
     def _with_categorical_values(self, x: F32Array) -> F32Array:
-        """Row ``x`` followed by every categorical split's value (1.0: goes right).
+        """Rows ``x`` followed by every categorical split's value (1.0: goes right).
 
-        A series' 16 recursive steps share their categorical values, so each thread keeps the
-        extended row of its last series and only overwrites the leading ``n_features``; the
-        buffer is this thread's own, used before its next call.
+        A batch's 16 recursive steps share their categorical values (the same series), so
+        each thread keeps the extended rows of its last batch and only overwrites the leading
+        ``n_features`` columns; the buffer is this thread's own, used before its next call.
         """
         if not len(self.cat_right):
             return x
+        values = x[:, self.cat_features]
+        key = values.tobytes()  # the rows' count and their categorical values
+        last: tuple[bytes, F32Array] | None = getattr(self._thread, "rows", None)
+        if last is not None and last[0] == key:
+            last[1][:, : self.n_features] = x
+            return last[1]
         n_categories = self.cat_right.shape[1]
         # XGBoost's category of a value: its integer part; out of range -> every split goes left
-        key = tuple(int(v) if 0 <= v < n_categories else n_categories for v in x[self.cat_features])
-        last: tuple[tuple[int, ...], F32Array] | None = getattr(self._thread, "row", None)
-        if last is not None and last[0] == key:
-            last[1][: self.n_features] = x
-            return last[1]
-        extended = np.concatenate([x, *(t[c] for t, c in zip(self._cat_tables, key, strict=True))])
-        self._thread.row = (key, extended)
+        valid = (values >= 0) & (values < n_categories)
+        codes = np.where(valid, values, n_categories).astype(np.int64).T
+        extended = np.concatenate(
+            [x, *(t[c] for t, c in zip(self._cat_tables, codes, strict=True))], axis=1
+        )
+        self._thread.rows = (key, extended)
         return extended
-
-    def _cat_decisions(self, x: F32Array) -> BoolArray | None:
-        """Every categorical split's decision for row ``x`` (True: left), plus a padding entry.
-
-        They depend only on the row's categorical values (store and family here), which stay
-        the same through a series' 16 recursive steps, so they are memoised per value tuple.
-        """
-        if not len(self.cat_right):
-            return None
-        key = tuple(float(v) for v in x[self.cat_features])
-        cached = self._cat_cache.get(key)
-        if cached is None:
-            splits = np.arange(len(self.cat_feature))
-            cached = np.append(self._goes_left(splits, x[self.cat_feature]), True)
-            if len(self._cat_cache) >= CAT_CACHE_ROWS:
-                self._cat_cache.clear()
-            self._cat_cache[key] = cached
-        return cached
 
     def _categorical(self, node: IntArray, value: F32Array, go_left: BoolArray) -> None:
         """Overwrite ``go_left`` where ``node`` is a categorical split (in place)."""

@@ -48,8 +48,8 @@ MODEL_FILE = Path("xgboost") / "model.ubj"
 PREPROCESSOR_FILE = Path("preprocessor_xgboost.json")
 FORMAT_VERSION = 1
 # Up to this many rows a recursion step runs on the CompiledForest (faster than XGBoost's
-# per-call setup); bench/RESULTS.md serve_fast has the crossover measurement.
-FOREST_MAX_ROWS = 8
+# per-call setup): 1.4-1.8x at 32 rows, about even at 48-64 (bench/forest.py, RESULTS.md).
+FOREST_MAX_ROWS = 32
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -258,10 +258,11 @@ class XGBForecaster:
     def compile_for_serving(self, *, batch_threads: int = 1) -> None:
         """Set the model up for serving (DESIGN.md 5: concurrency comes from requests).
 
-        Steps of up to FOREST_MAX_ROWS rows (one series: every single-series request) run on a
-        :class:`CompiledForest` in the calling thread; larger steps (several series, e.g. the
-        all-series request) run on XGBoost with ``batch_threads`` threads, so one large request
-        uses the cores (all-series 2.1 s -> 0.9 s with 2 on 2 cores, bench/RESULTS.md serve).
+        Steps of up to FOREST_MAX_ROWS rows (one row per series: every single-series request
+        and micro-batches of them) run on a :class:`CompiledForest` in the calling thread;
+        larger steps (many series, e.g. the all-series request) run on XGBoost with
+        ``batch_threads`` threads, so one large request uses the cores (all-series 2.1 s ->
+        0.9 s with 2 on 2 cores, bench/RESULTS.md serve).
         """
         _, booster = self._fitted()
         booster.set_param({"nthread": batch_threads})
