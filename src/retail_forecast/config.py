@@ -114,6 +114,10 @@ class ApiConfig(Section):
     workers: int = Field(default=1, ge=1, le=32)
     # per worker; more gets 503 + Retry-After (promise 6)
     max_in_flight: int = Field(default=64, ge=1)
+    # /predict bodies of up to micro_batch_body_bytes that arrive while the pool is busy are
+    # answered together, up to this many per model call (0: each alone); bench/RESULTS.md serve
+    micro_batch_requests: int = Field(default=16, ge=0)
+    micro_batch_body_bytes: int = Field(default=16_384, ge=0)
     # a keep-alive connection gets `Connection: close` after this many requests (0: never), so
     # clients reconnect and the kernel spreads connections over the workers again
     max_requests_per_connection: int = Field(default=100, ge=0)

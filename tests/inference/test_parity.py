@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from bundle_helpers import TinyBundle
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from retail_forecast.api.errors import ApiError
+from retail_forecast.api.routes.predict import PredictJob, answer_and_record, answer_batch
 from retail_forecast.app import create_app
 from retail_forecast.cli import app as cli_app
 from retail_forecast.inference.local import LocalPredictor
@@ -100,3 +103,41 @@ def test_one_series_from_the_api_equals_the_cli_rows(
     np.testing.assert_allclose(
         served.to_numpy(), cli_submission.loc[one[ID].to_numpy()].to_numpy(), rtol=1e-9, atol=1e-9
     )
+
+
+def test_micro_batched_requests_equal_each_request_alone(
+    tiny_bundle: TinyBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    predictor = LocalPredictor.load(tiny_bundle.settings(tmp_path / "history"))
+    test = tiny_bundle.test
+    series = [group for _, group in test.groupby([STORE, FAMILY], observed=True)][:6]
+    bodies = [json.dumps({"rows": api_rows(group)}).encode() for group in series]
+    bodies.insert(2, bodies[0])  # the same series twice: not in the same model call
+    bodies.insert(4, json.dumps({"rows": [{**api_rows(series[1])[0], "store_nbr": 999}]}).encode())
+    calls: list[int] = []
+    predict = predictor.predict
+
+    def counting(rows: pd.DataFrame) -> pd.DataFrame:
+        calls.append(len(rows))
+        return predict(rows)
+
+    monkeypatch.setattr(predictor, "predict", counting)
+    outcomes = answer_batch([PredictJob(body, predictor, 1000) for body in bodies])
+    assert calls == [6 * 16, 16]  # six series in one call, the repeated one in a second
+    invalid = outcomes[4]
+    assert isinstance(invalid, ApiError)
+    with pytest.raises(ApiError) as alone_error:
+        answer_and_record(bodies[4], predictor=predictor, max_rows=1000)
+    assert (invalid.status, invalid.message) == (422, alone_error.value.message)
+    assert "rows[0].store_nbr" in json.dumps(invalid.extra)  # the field is named
+    for body, outcome in zip(bodies, outcomes, strict=True):
+        if body == bodies[4]:
+            continue
+        alone = answer_and_record(body, predictor=predictor, max_rows=1000)
+        assert not isinstance(outcome, Exception), outcome
+        got, want = json.loads(outcome[0]), json.loads(alone[0])
+        got_sales = [p.pop("sales") for p in got["predictions"]]
+        want_sales = [p.pop("sales") for p in want["predictions"]]
+        assert got == want  # ids, dates, series, model names, version, in request order
+        np.testing.assert_allclose(got_sales, want_sales, rtol=1e-9, atol=1e-9)
+        assert outcome[1].history_end == alone[1].history_end

@@ -8,14 +8,15 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from retail_forecast.api.errors import ApiError
+from retail_forecast.api.batching import MicroBatcher
+from retail_forecast.api.errors import ApiError, past_deadline
 from retail_forecast.api.recorder import MonitoringRecorder
 from retail_forecast.config import Settings
 from retail_forecast.inference.predictor import Predictor
@@ -24,6 +25,8 @@ from retail_forecast.monitoring.performance import PredictionLog
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+J = TypeVar("J")
+R = TypeVar("R")
 API_KEY_HEADER = "X-Api-Key"
 MONITORING_DRAIN_S = 5.0  # shutdown: write queued monitoring rows for at most this long
 
@@ -44,6 +47,7 @@ class ServiceState:
         self.recorder = MonitoringRecorder(
             PredictionLog.from_config(monitoring), max_pending_rows=monitoring.log_queue_rows
         )
+        self._batchers: dict[str, MicroBatcher[Any, Any]] = {}
         # /monitoring/drift answers (DriftResponse) per (model version, history end ISO date):
         # the history end moves once a day at most
         self.drift_cache: dict[tuple[str, str], Any] = {}
@@ -75,7 +79,7 @@ class ServiceState:
         """Run CPU-bound ``work`` in the bounded pool; 504 past ``deadline`` (not cancelled)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ApiError(504, "the request ran past its deadline", error="timeout")
+            raise past_deadline()
         future = self.executor.submit(work)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), remaining)
@@ -84,9 +88,26 @@ class ServiceState:
             logger.warning(
                 "request ran past its deadline of %.1f s", self.settings.api.request_timeout_s
             )
-            raise ApiError(504, "the request ran past its deadline", error="timeout") from None
+            raise past_deadline() from None
+
+    def batcher(
+        self, name: str, answer_batch: Callable[[Sequence[J]], Sequence[R | Exception]]
+    ) -> MicroBatcher[J, R]:
+        """Return the worker's micro-batcher ``name`` on the bounded pool (made on first use)."""
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            batcher = MicroBatcher(
+                answer_batch,
+                self.executor,
+                max_jobs=max(self.settings.api.micro_batch_requests, 1),
+                lanes=self.settings.api.threads,
+            )
+            self._batchers[name] = batcher
+        return batcher
 
     def close(self) -> None:
+        for name, batcher in self._batchers.items():
+            logger.info("micro-batches %s: %s", name, batcher.stats)
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.recorder.close(MONITORING_DRAIN_S)
 

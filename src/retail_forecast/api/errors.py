@@ -66,6 +66,11 @@ class ApiError(Exception):
         self.extra = extra
 
 
+def past_deadline() -> ApiError:
+    """Return the 504 of a request whose inference ran past its deadline (promise 5)."""
+    return ApiError(504, "the request ran past its deadline", error="timeout")
+
+
 def safe_loc_part(part: object) -> str | int:
     """Return a location step safe to send back: an index, or a plain identifier."""
     if isinstance(part, int) and not isinstance(part, bool):
