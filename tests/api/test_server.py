@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from api_helpers import all_rows, series_rows
+from naive_backend import FAMILIES, STORES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -182,6 +184,36 @@ def test_server_all_series_in_one_request_and_identical_concurrent_answers(
             answers = list(pool.map(call, range(200)))
     assert {status for status, _ in answers} == {200}
     assert all(preds == answers[0][1] for _, preds in answers)
+
+
+def test_concurrent_requests_for_different_series_each_get_their_own_answer(
+    ready_server: Server,
+) -> None:
+    """Concurrent small requests are micro-batched; each answer equals the request's alone."""
+    bodies = [
+        {"rows": series_rows(store=store, family=family, days=16, promo=store % 3)}
+        for store in STORES
+        for family in FAMILIES
+    ]
+    bodies.append({"rows": [{**bodies[0]["rows"][0], "store_nbr": 999}]})  # its own 422
+    with httpx.Client(base_url=ready_server.url, timeout=10) as http:
+
+        def call(body: dict[str, Any]) -> tuple[int, Any]:
+            response = http.post("/api/v1/predict", json=body)
+            return response.status_code, response.json()
+
+        alone = [call(body) for body in bodies]  # one at a time: never batched
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            together = list(pool.map(call, bodies * 3))
+    assert [status for status, _ in alone] == [200] * (len(bodies) - 1) + [422]
+    assert "rows[0].store_nbr" in json.dumps(alone[-1][1])
+    for k, (status, answer) in enumerate(together):
+        expected_status, expected = alone[k % len(bodies)]
+        assert status == expected_status
+        if status == 200:
+            assert answer == expected
+        else:
+            assert answer["detail"] == expected["detail"]
 
 
 def test_p02_sigterm_drains_in_flight_requests(start_server: Callable[..., Server]) -> None:
