@@ -45,6 +45,7 @@ from retail_forecast.inference.predictor import (
 )
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
 from retail_forecast.utils.log import configure_logging
+from retail_forecast.utils.memory import freeze_loaded_objects
 
 logger = logging.getLogger(__name__)
 
@@ -66,18 +67,28 @@ def default_loader(settings: Settings) -> Predictor:
 
 
 def create_app(
-    settings: Settings | None = None, *, load_predictor: PredictorLoader | None = None
+    settings: Settings | None = None,
+    *,
+    load_predictor: PredictorLoader | None = None,
+    freeze_gc: bool | None = None,
 ) -> FastAPI:
-    """Build the app; with no settings (uvicorn ``--factory``) read env / .env and log."""
+    """Build the app; with no settings (uvicorn ``--factory``) read env / .env and log.
+
+    ``freeze_gc``: once the model is warm, freeze the objects loaded so far out of the garbage
+    collector (:func:`~retail_forecast.utils.memory.freeze_loaded_objects`); for a process that
+    is the server (``serve``, and by default the ``--factory`` form), not one that builds apps
+    in passing (tests).
+    """
     if settings is None:
         settings = Settings()
         configure_logging(settings.log_level, settings.log_dir)
+        freeze_gc = True if freeze_gc is None else freeze_gc
     loader = load_predictor or default_loader
     app = FastAPI(
         title="retail_forecast",
         version="1",
         summary="Daily sales per (store_nbr, family), 16 days ahead.",
-        lifespan=_lifespan(settings, loader),
+        lifespan=_lifespan(settings, loader, freeze_gc=bool(freeze_gc)),
     )
     install_error_handlers(app)
     api_deps = [Depends(make_api_key_check(settings.api.api_keys))] if settings.api.api_keys else []
@@ -114,14 +125,20 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(RequestIdMiddleware, request_timeout_s=api.request_timeout_s)
 
 
-def _lifespan(settings: Settings, loader: PredictorLoader) -> Callable[[FastAPI], Any]:
+def _lifespan(
+    settings: Settings, loader: PredictorLoader, *, freeze_gc: bool
+) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings)
         app.state.service = state
         # Never on the request path: /health answers while the bundle loads (promise 9).
         thread = threading.Thread(
-            target=load_and_warm, args=(state, loader), name="rf-model-load", daemon=True
+            target=load_and_warm,
+            args=(state, loader),
+            kwargs={"freeze_gc": freeze_gc},
+            name="rf-model-load",
+            daemon=True,
         )
         thread.start()
         if settings.api.workers > 1:
@@ -137,11 +154,13 @@ def _lifespan(settings: Settings, loader: PredictorLoader) -> Callable[[FastAPI]
     return lifespan
 
 
-def load_and_warm(state: ServiceState, loader: PredictorLoader) -> None:
+def load_and_warm(state: ServiceState, loader: PredictorLoader, *, freeze_gc: bool = False) -> None:
     """Load (the loader verifies the bundle), run one warm-up prediction, then mark ready."""
     try:
         predictor = loader(state.settings)
         warm_up(predictor)
+        if freeze_gc:
+            freeze_loaded_objects()
     except ForecastError as exc:
         logger.error("model load failed: %s", exc)
         state.mark_failed(f"model load failed ({type(exc).__name__}); see the service log")

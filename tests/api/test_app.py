@@ -348,3 +348,31 @@ def test_models_endpoint_reports_version_and_window(client: TestClient) -> None:
     assert body["domain"]["last_date"] == day(16)
     assert body["domain"]["families"] == sorted(FAMILIES)
     assert body["details"]["kind"] == "seasonal_naive"
+
+
+# --- the loaded objects stay out of the garbage collector's full collections -----------------
+
+
+def test_a_server_freezes_its_loaded_objects_once_warm_and_a_test_app_does_not() -> None:
+    import gc
+
+    from api_helpers import make_settings
+
+    from retail_forecast.api.deps import ServiceState
+    from retail_forecast.app import load_and_warm
+
+    predictor = SeasonalNaivePredictor(make_history())
+    gc.unfreeze()
+    try:
+        plain = ServiceState(make_settings())
+        load_and_warm(plain, lambda _settings: predictor)
+        assert plain.status == "ready"
+        assert gc.get_freeze_count() == 0
+        served = ServiceState(make_settings())
+        load_and_warm(served, lambda _settings: predictor, freeze_gc=True)
+        assert served.status == "ready"
+        assert gc.get_freeze_count() > 1000  # modules, pandas, the model: out of gen 2's walk
+    finally:
+        gc.unfreeze()
+        plain.close()
+        served.close()

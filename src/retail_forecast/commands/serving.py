@@ -65,7 +65,7 @@ def serve_api(
     settings = settings.model_copy(update={"api": api})
     app: Any = "retail_forecast.app:create_app"  # workers > 1: each builds its own app
     if api.workers == 1:
-        app = create_app(settings)
+        app = create_app(settings, freeze_gc=True)
     else:
         os.environ.update(
             {
