@@ -155,6 +155,26 @@ def test_past_its_deadline_a_job_gets_504_and_a_queued_one_is_never_run(
         asyncio.run(MicroBatcher(answer, pool, max_jobs=8, lanes=1).submit(1, deadline=later(-1)))
 
 
+def test_a_cancelled_request_leaves_the_queue(pool: ThreadPoolExecutor) -> None:
+    answer = Doubler()
+
+    async def scenario() -> int:
+        batcher = MicroBatcher(answer, pool, max_jobs=8, lanes=1)
+        first = asyncio.ensure_future(batcher.submit(-1, deadline=later(10)))
+        await wait_for_call(answer)
+        gone = asyncio.ensure_future(batcher.submit(4, deadline=later(10)))
+        kept = asyncio.ensure_future(batcher.submit(5, deadline=later(10)))
+        await asyncio.sleep(0.02)
+        gone.cancel()
+        await asyncio.sleep(0.02)  # the cancellation reaches the queued job
+        answer.gate.set()
+        assert await first == -2
+        return await kept
+
+    assert asyncio.run(scenario()) == 10
+    assert answer.calls == [[-1], [5]]
+
+
 def test_a_stuck_batch_leaves_the_other_lane_to_the_next_job(pool: ThreadPoolExecutor) -> None:
     answer = Doubler()
 

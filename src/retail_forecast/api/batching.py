@@ -105,6 +105,9 @@ class MicroBatcher(Generic[JobT, ResultT]):
             queued.future.cancel()  # still queued: dropped; in a running batch: result ignored
             logger.warning("request ran past its deadline (micro-batched)")
             raise past_deadline() from None
+        except asyncio.CancelledError:  # the request was cancelled (e.g. the server stops)
+            queued.future.cancel()
+            raise
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._queue and self._lane_free():
