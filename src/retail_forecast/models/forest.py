@@ -58,7 +58,7 @@ class CompiledForest:
     _thread: threading.local = field(default_factory=threading.local, compare=False, repr=False)
     _level_feature: tuple[I32Array, ...] = field(init=False, compare=False, repr=False)
     _level_threshold: tuple[F32Array, ...] = field(init=False, compare=False, repr=False)
-    _level_base: tuple[I32Array, ...] = field(init=False, compare=False, repr=False)
+    _roots_slot: I32Array = field(init=False, compare=False, repr=False)
     _leaf_value: F32Array = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,24 +95,23 @@ class CompiledForest:
         """Every tree as a complete binary tree of ``depth`` levels, stored level by level.
 
         Level ``L`` holds ``2**L`` slots per tree, tree after tree, so one level of all trees
-        is one small contiguous block and a slot's children are ``2k`` and ``2k + 1`` of the
-        next level: no child pointers to load. A leaf above the last level fills its subtree
+        is one small contiguous block and slot ``k`` of a level (tree ``t``'s slot ``s``, at
+        ``t * 2**L + s``) has its children at ``2k`` and ``2k + 1`` of the next level: no child
+        pointers or per-tree offsets to load. A leaf above the last level fills its subtree
         (threshold +inf: always left) and its value lands in every last-level slot below it.
         """
         categorical = self.cat_row >= 0
         threshold = np.where(categorical, np.float32(0.5), self.threshold).astype(np.float32)
         node = self.roots[:, None]
-        features, thresholds, bases = [], [], []
-        for level in range(self.depth):
+        features, thresholds = [], []
+        for _ in range(self.depth):
             leaf = self.left[node] == node
             features.append(np.where(leaf, 0, feature[node]).astype(np.int32).reshape(-1))
             thresholds.append(np.where(leaf, np.inf, threshold[node]).astype(np.float32).ravel())
-            bases.append((np.arange(self.n_trees) << level).astype(np.int32))
             node = np.stack([self.left[node], self.right[node]], axis=2).reshape(self.n_trees, -1)
-        bases.append((np.arange(self.n_trees) << self.depth).astype(np.int32))
         object.__setattr__(self, "_level_feature", tuple(features))
         object.__setattr__(self, "_level_threshold", tuple(thresholds))
-        object.__setattr__(self, "_level_base", tuple(bases))
+        object.__setattr__(self, "_roots_slot", np.arange(self.n_trees, dtype=np.int32))
         object.__setattr__(self, "_leaf_value", self.threshold[node].reshape(-1))
 
     @property
@@ -171,15 +170,16 @@ class CompiledForest:
         flat = extended.ravel()
         width = extended.shape[1]
         row_start = np.arange(0, len(extended) * width, width, dtype=np.int32)[:, None]
-        slot = np.zeros(self.n_trees if one else (len(extended), self.n_trees), dtype=np.int32)
+        slot = self._roots_slot  # level 0: tree t's root is slot t
+        if not one:
+            slot = np.broadcast_to(slot, (len(extended), self.n_trees))
         for level in range(self.depth):
-            at = self._level_base[level] + slot
-            feature = self._level_feature[level][at]
+            feature = self._level_feature[level][slot]
             right = (
-                flat[feature if one else row_start + feature] >= self._level_threshold[level][at]
+                flat[feature if one else row_start + feature] >= self._level_threshold[level][slot]
             )
             slot = 2 * slot + right
-        leaves: F32Array = self._leaf_value[self._level_base[self.depth] + slot]
+        leaves: F32Array = self._leaf_value[slot]
         return leaves[None, :] if one else leaves
 
     def _leaves(self, x: F32Array) -> IntArray:
