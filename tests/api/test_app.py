@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from api_helpers import day, series_rows, serve
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from naive_backend import FAMILIES, SeasonalNaivePredictor, make_history
@@ -197,6 +197,38 @@ def test_p07_the_introspection_catches_an_offender() -> None:
         predictor.predict(None)
 
     assert async_endpoints_calling_cpu_work(bad) == ["/x: predict()"]
+
+
+def sync_dependencies(app: FastAPI) -> list[str]:
+    """Dependencies FastAPI would run in its thread pool (a thread hop per request)."""
+    found = []
+
+    def walk(path: str, dependant: Any) -> None:
+        for sub in dependant.dependencies:
+            call = sub.call
+            target = call if inspect.isfunction(call) else type(call).__call__
+            if call is not None and not inspect.iscoroutinefunction(target):
+                found.append(f"{path}: {getattr(call, '__name__', type(call).__name__)}")
+            walk(path, sub)
+
+    for route in api_routes(app.routes):
+        walk(route.path, route.dependant)
+    return found
+
+
+def test_request_path_dependencies_run_on_the_event_loop() -> None:
+    app = create_app(Settings(_env_file=None, api={"api_keys": ("k",)}))  # type: ignore[call-arg]
+    assert sync_dependencies(app) == []
+    offender = FastAPI()
+
+    def lookup() -> int:
+        return 1
+
+    @offender.get("/x", dependencies=[Depends(lookup)])
+    async def endpoint() -> int:
+        return 1
+
+    assert sync_dependencies(offender) == ["/x: lookup"]
 
 
 # --- promise 10: 500 contract ---------------------------------------------------------------

@@ -135,9 +135,25 @@ def request_deadline(request: Request) -> float:
     return time.monotonic() + get_settings(request).api.request_timeout_s
 
 
-StateDep = Annotated[ServiceState, Depends(get_state)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+# FastAPI sends a sync dependency to its thread pool: a thread hop, and a GIL hand-over while
+# inference threads compute, per request for an attribute lookup. These run on the event loop.
+
+
+async def state_dependency(request: Request) -> ServiceState:
+    return get_state(request)
+
+
+async def settings_dependency(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def predictor_dependency(request: Request) -> Predictor:
+    return get_predictor(request)
+
+
+StateDep = Annotated[ServiceState, Depends(state_dependency)]
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]
+PredictorDep = Annotated[Predictor, Depends(predictor_dependency)]
 
 
 ApiKeyDep = Annotated[
