@@ -47,56 +47,40 @@ async def wait_for_call(answer: Doubler) -> None:
         await asyncio.sleep(0.005)
 
 
+async def behind_a_busy_lane(
+    batcher: MicroBatcher[int, int], answer: Doubler, jobs: Sequence[int]
+) -> list[int | BaseException]:
+    """Start job -1 (held at the gate), queue ``jobs`` behind it, open the gate: all outcomes."""
+    first = asyncio.ensure_future(batcher.submit(-1, deadline=later(10)))
+    await wait_for_call(answer)  # the lane is busy with [-1]
+    rest = [asyncio.ensure_future(batcher.submit(j, deadline=later(10))) for j in jobs]
+    await asyncio.sleep(0.05)
+    answer.gate.set()
+    return await asyncio.gather(first, *rest, return_exceptions=True)
+
+
 def test_jobs_arriving_while_the_lane_is_busy_share_the_next_call(
     pool: ThreadPoolExecutor,
 ) -> None:
     answer = Doubler()
-
-    async def scenario() -> list[int]:
-        # a second lane would open only for a batch running 10 s: the others wait for this one
-        batcher = MicroBatcher(answer, pool, max_jobs=8, lanes=2, stall_s=10)
-        first = asyncio.ensure_future(batcher.submit(-1, deadline=later(10)))
-        await wait_for_call(answer)  # the lane is busy with [-1]
-        rest = [asyncio.ensure_future(batcher.submit(j, deadline=later(10))) for j in (1, 2, 3)]
-        await asyncio.sleep(0.05)
-        answer.gate.set()
-        results = await asyncio.gather(first, *rest)
-        assert (batcher.stats.batches, batcher.stats.jobs, batcher.stats.largest) == (2, 4, 3)
-        return results
-
-    assert asyncio.run(scenario()) == [-2, 2, 4, 6]
+    # a second lane would open only for a batch running 10 s: the others wait for this one
+    batcher = MicroBatcher(answer, pool, max_jobs=8, lanes=2, stall_s=10)
+    assert asyncio.run(behind_a_busy_lane(batcher, answer, (1, 2, 3))) == [-2, 2, 4, 6]
     assert answer.calls == [[-1], [1, 2, 3]]  # an idle lane starts at once; the rest wait
+    assert (batcher.stats.batches, batcher.stats.jobs, batcher.stats.largest) == (2, 4, 3)
 
 
 def test_a_batch_holds_at_most_max_jobs(pool: ThreadPoolExecutor) -> None:
     answer = Doubler()
-
-    async def scenario() -> list[int]:
-        batcher = MicroBatcher(answer, pool, max_jobs=2, lanes=1)
-        first = asyncio.ensure_future(batcher.submit(-1, deadline=later(10)))
-        await wait_for_call(answer)
-        rest = [asyncio.ensure_future(batcher.submit(j, deadline=later(10))) for j in range(5)]
-        await asyncio.sleep(0.05)
-        answer.gate.set()
-        return await asyncio.gather(first, *rest)
-
-    assert asyncio.run(scenario()) == [-2, 0, 2, 4, 6, 8]
+    batcher = MicroBatcher(answer, pool, max_jobs=2, lanes=1)
+    assert asyncio.run(behind_a_busy_lane(batcher, answer, range(5))) == [-2, 0, 2, 4, 6, 8]
     assert answer.calls == [[-1], [0, 1], [2, 3], [4]]
 
 
 def test_one_jobs_error_reaches_only_that_job(pool: ThreadPoolExecutor) -> None:
     answer = Doubler()
-
-    async def scenario() -> list[int | BaseException]:
-        batcher = MicroBatcher(answer, pool, max_jobs=8, lanes=1)
-        first = asyncio.ensure_future(batcher.submit(-1, deadline=later(10)))
-        await wait_for_call(answer)
-        rest = [asyncio.ensure_future(batcher.submit(j, deadline=later(10))) for j in (5, 13, 7)]
-        await asyncio.sleep(0.05)
-        answer.gate.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
-
-    first, five, bad, seven = asyncio.run(scenario())
+    batcher = MicroBatcher(answer, pool, max_jobs=8, lanes=1)
+    first, five, bad, seven = asyncio.run(behind_a_busy_lane(batcher, answer, (5, 13, 7)))
     assert (first, five, seven) == (-2, 10, 14)
     assert isinstance(bad, ValueError)
     assert "bad job 13" in str(bad)
@@ -114,16 +98,8 @@ def test_a_failing_batch_call_fails_each_of_its_jobs_and_the_next_batch_runs(
             raise RuntimeError("model crashed")
         return answer(jobs)
 
-    async def scenario() -> list[int | BaseException]:
-        batcher = MicroBatcher(explode_on_zero, pool, max_jobs=2, lanes=1)
-        first = asyncio.ensure_future(batcher.submit(-1, deadline=later(10)))
-        await wait_for_call(answer)
-        rest = [asyncio.ensure_future(batcher.submit(j, deadline=later(10))) for j in (0, 1, 2)]
-        await asyncio.sleep(0.05)
-        answer.gate.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
-
-    first, crashed, also_crashed, fine = asyncio.run(scenario())
+    batcher = MicroBatcher(explode_on_zero, pool, max_jobs=2, lanes=1)
+    first, crashed, also_crashed, fine = asyncio.run(behind_a_busy_lane(batcher, answer, (0, 1, 2)))
     assert isinstance(crashed, RuntimeError)
     assert isinstance(also_crashed, RuntimeError)
     assert (first, fine) == (-2, 4)
