@@ -119,20 +119,12 @@ def get_state(request: Request) -> ServiceState:
     return state
 
 
-def get_settings(request: Request) -> Settings:
-    return get_state(request).settings
-
-
-def get_predictor(request: Request) -> Predictor:
-    return get_state(request).require_predictor()
-
-
 def request_deadline(request: Request) -> float:
     """Return the deadline RequestIdMiddleware set when the request arrived."""
     deadline = getattr(request.state, "deadline", None)
     if isinstance(deadline, float):
         return deadline
-    return time.monotonic() + get_settings(request).api.request_timeout_s
+    return time.monotonic() + get_state(request).settings.api.request_timeout_s
 
 
 # FastAPI sends a sync dependency to its thread pool: a thread hop, and a GIL hand-over while
@@ -143,16 +135,11 @@ async def state_dependency(request: Request) -> ServiceState:
     return get_state(request)
 
 
-async def settings_dependency(request: Request) -> Settings:
-    return get_settings(request)
-
-
 async def predictor_dependency(request: Request) -> Predictor:
-    return get_predictor(request)
+    return get_state(request).require_predictor()
 
 
 StateDep = Annotated[ServiceState, Depends(state_dependency)]
-SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 PredictorDep = Annotated[Predictor, Depends(predictor_dependency)]
 
 

@@ -107,24 +107,23 @@ def answer_batch(jobs: Sequence[PredictJob]) -> list[Answer | Exception]:
     Each body is validated on its own (a bad one gets its own 4xx); the valid ones share one
     domain snapshot and one model call per group of requests with no series in common (two
     requests for the same series would share its recursion). When a shared call fails, each
-    request of the group is answered alone, so one culprit does not fail the others.
+    request of the group is answered alone, so one culprit does not fail the others. The jobs
+    come from one worker, whose predictor is set once, when it becomes ready.
     """
-    outcomes: list[Answer | Exception | None] = [None] * len(jobs)
-    for predictor, positions in _by_predictor(jobs):
-        domain = predictor.domain
-        valid: list[tuple[int, RowBatch]] = []
-        for i in positions:
-            try:
-                valid.append(
-                    (i, validated_rows(jobs[i].body, domain=domain, max_rows=jobs[i].max_rows))
-                )
-            except Exception as exc:  # the job's own answer (ApiError: its 4xx)
-                outcomes[i] = exc
-        for group in _disjoint_series(valid):
-            answers = _answer_group([batch for _, batch in group], predictor, domain)
-            for (i, _), answer in zip(group, answers, strict=True):
-                outcomes[i] = answer
-    return [outcome if outcome is not None else RuntimeError("unanswered") for outcome in outcomes]
+    predictor = jobs[0].predictor
+    domain = predictor.domain
+    outcomes: list[Answer | Exception] = [RuntimeError("unanswered")] * len(jobs)
+    valid: list[tuple[int, RowBatch]] = []
+    for i, job in enumerate(jobs):
+        try:
+            valid.append((i, validated_rows(job.body, domain=domain, max_rows=job.max_rows)))
+        except Exception as exc:  # the job's own answer (ApiError: its 4xx)
+            outcomes[i] = exc
+    for group in _disjoint_series(valid):
+        answers = _answer_group([batch for _, batch in group], predictor, domain)
+        for (i, _), answer in zip(group, answers, strict=True):
+            outcomes[i] = answer
+    return outcomes
 
 
 def validated_rows(body: bytes, *, domain: ServingDomain, max_rows: int) -> RowBatch:
@@ -211,14 +210,6 @@ def _answer_group(
             return [exc]
         logger.info("a micro-batch of %d requests failed; answering them one by one", len(batches))
         return [_answer_group([batch], predictor, domain)[0] for batch in batches]
-
-
-def _by_predictor(jobs: Sequence[PredictJob]) -> list[tuple[Predictor, list[int]]]:
-    """Positions of the jobs per predictor (one unless the bundle changed), in job order."""
-    groups: dict[int, tuple[Predictor, list[int]]] = {}
-    for i, job in enumerate(jobs):
-        groups.setdefault(id(job.predictor), (job.predictor, []))[1].append(i)
-    return list(groups.values())
 
 
 def _disjoint_series(
