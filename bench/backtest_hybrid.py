@@ -25,7 +25,7 @@ from retail_forecast.config import DataConfig, Settings
 from retail_forecast.pipeline.build_dataset import build_dataset
 from retail_forecast.pipeline.fit import model_factories, side_by_side_models
 from retail_forecast.training.backtest import run_backtest, summary_table
-from retail_forecast.training.hybrid import add_hybrid
+from retail_forecast.training.heldout_blend import add_hybrid
 from retail_forecast.utils.log import configure_logging
 
 logger = logging.getLogger("bench")

@@ -37,9 +37,9 @@ from favorita_frame import load_canonical
 from retail_forecast.config import MonitoringConfig
 from retail_forecast.models.baselines import BaselineForecaster
 from retail_forecast.monitoring.drift import DriftReport, check_drift
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.monitoring.html_report import write_report
+from retail_forecast.monitoring.prediction_log import PredictionLog
 from retail_forecast.monitoring.reference import ReferenceProfile, build_reference, window_features
-from retail_forecast.monitoring.report import write_report
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE
 from retail_forecast.training.backtest import run_backtest
 

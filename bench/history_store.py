@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.artifacts import BundleWriter, verify_bundle
-from retail_forecast.inference.history import HistoryStore
 from retail_forecast.schema import CANONICAL_COLUMNS, DATE, FAMILY, SORT_KEYS
+from retail_forecast.storage.history import HistoryStore
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "favorita-store-sales"
 

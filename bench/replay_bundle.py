@@ -43,7 +43,7 @@ from retail_forecast.config import (
     XGBoostConfig,
 )
 from retail_forecast.models.hybrid import HybridForecaster
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.monitoring.prediction_log import PredictionLog
 from retail_forecast.pipeline.build_dataset import build_dataset
 from retail_forecast.pipeline.fit import HISTORY_DAYS, train_bundle
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET

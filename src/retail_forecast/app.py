@@ -25,13 +25,13 @@ from starlette.middleware.cors import CORSMiddleware
 
 from retail_forecast.api.deps import ServiceState, make_api_key_check
 from retail_forecast.api.errors import install_error_handlers
-from retail_forecast.api.middleware import (
+from retail_forecast.api.routes import actuals, health, models, monitoring, predict
+from retail_forecast.api.runtime.middleware import (
     BodyLimitMiddleware,
     ConnectionRecycleMiddleware,
     LoadSheddingMiddleware,
     RequestIdMiddleware,
 )
-from retail_forecast.api.routes import actuals, health, models, monitoring, predict
 from retail_forecast.api.schemas import ActualsRequest, PredictRequest
 from retail_forecast.api.validation import actuals_window
 from retail_forecast.config import Settings

@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from naive_backend import FAMILIES, STORES, SeasonalNaivePredictor, make_history
 
 from retail_forecast.api.deps import ServiceState
-from retail_forecast.api.recorder import ServedForecasts, served_frame
+from retail_forecast.api.runtime.recorder import ServedForecasts, served_frame
 from retail_forecast.app import create_app
 from retail_forecast.config import MonitoringConfig, Settings
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.monitoring.prediction_log import PredictionLog
 from retail_forecast.monitoring.reference import reference_from_sales
 
 PREDICT, ACTUALS = "/api/v1/predict", "/api/v1/actuals"

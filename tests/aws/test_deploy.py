@@ -15,7 +15,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from retail_forecast.aws import commands
+from retail_forecast.aws import workflows as commands
 from retail_forecast.aws.deploy import (
     DeployPlan,
     DeployRequest,

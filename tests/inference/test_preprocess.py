@@ -11,7 +11,6 @@ from bundle_helpers import TinyBundle
 
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import panel_from_frame
-from retail_forecast.inference.history import HistoryStore
 from retail_forecast.inference.preprocess import (
     canonical_rows,
     panel_from_snapshot,
@@ -19,6 +18,7 @@ from retail_forecast.inference.preprocess import (
     select_history,
 )
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE
+from retail_forecast.storage.history import HistoryStore
 
 FAMILIES = ["BEVERAGES", "AUTOMOTIVE"]
 

@@ -12,7 +12,7 @@ from retail_forecast.artifacts import BundleWriter
 from retail_forecast.cli import app
 from retail_forecast.config import DataConfig
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.monitoring.prediction_log import PredictionLog
 from retail_forecast.monitoring.reference import write_reference
 from retail_forecast.pipeline.build_dataset import build_dataset
 

@@ -15,12 +15,12 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from retail_forecast.api.batching import MicroBatcher
 from retail_forecast.api.errors import ApiError, past_deadline
-from retail_forecast.api.recorder import MonitoringRecorder
+from retail_forecast.api.runtime.batching import MicroBatcher
+from retail_forecast.api.runtime.recorder import MonitoringRecorder
 from retail_forecast.config import Settings
 from retail_forecast.inference.predictor import Predictor
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.monitoring.prediction_log import PredictionLog
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``retail-forecast aws``: a thin Typer layer over ``retail_forecast.aws.commands``."""
+"""``retail-forecast aws``: a thin Typer layer over ``retail_forecast.aws.workflows``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def aws_upload(
     ] = None,
 ) -> None:
     """Upload train.csv/test.csv and the current bundle as model.tar.gz, manifests last."""
-    from retail_forecast.aws import commands
+    from retail_forecast.aws import workflows as commands
 
     settings = load_settings(json_output=True)
     aws = commands.aws_settings(settings, bucket=bucket, prefix=prefix)
@@ -46,7 +46,7 @@ def aws_deploy(
     ] = None,
 ) -> None:
     """Create the SageMaker training jobs, models, endpoint configs and endpoints."""
-    from retail_forecast.aws import commands
+    from retail_forecast.aws import workflows as commands
 
     settings = load_settings(json_output=True)
     aws = commands.aws_settings(settings, bucket=bucket, prefix=prefix)

@@ -43,7 +43,7 @@ def backtest(
     from retail_forecast.pipeline.build_dataset import build_dataset
     from retail_forecast.pipeline.fit import model_factories, side_by_side_models
     from retail_forecast.training.backtest import run_backtest, summary_table
-    from retail_forecast.training.hybrid import add_hybrid
+    from retail_forecast.training.heldout_blend import add_hybrid
 
     settings = load_settings(json_output=json_output)
     names = _model_names(models)  # fail fast on unknown names, before reading any data

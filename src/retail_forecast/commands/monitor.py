@@ -121,7 +121,7 @@ def monitor_check(
     json_output: JsonOpt = False,
 ) -> None:
     """Rate recent accuracy vs the backtest; exit 1 on an alert (3: store unreadable)."""
-    from retail_forecast.monitoring.performance import PredictionLog
+    from retail_forecast.monitoring.prediction_log import PredictionLog
 
     settings = load_settings(json_output=json_output)
     cfg = settings.monitoring
@@ -157,7 +157,7 @@ def monitor_ingest_actuals(
     import pandas as pd
 
     from retail_forecast.errors import MissingInputError
-    from retail_forecast.monitoring.performance import PredictionLog
+    from retail_forecast.monitoring.prediction_log import PredictionLog
 
     settings = load_settings(json_output=json_output)
     if not file.is_file():
@@ -187,8 +187,8 @@ def monitor_report(
 ) -> None:
     """Write a self-contained HTML report: drift, accuracy per family over time, worst series."""
     from retail_forecast.monitoring.drift import check_drift
-    from retail_forecast.monitoring.performance import PredictionLog
-    from retail_forecast.monitoring.report import write_report
+    from retail_forecast.monitoring.html_report import write_report
+    from retail_forecast.monitoring.prediction_log import PredictionLog
 
     settings = load_settings()
     root = with_artifacts(settings, artifacts).artifacts_dir

@@ -52,7 +52,7 @@ def serve_api(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from retail_forecast.api.workers import ReusePortMultiprocess, reuse_port_supported
+    from retail_forecast.api.runtime.workers import ReusePortMultiprocess, reuse_port_supported
     from retail_forecast.app import create_app
 
     api = settings.api.model_copy(

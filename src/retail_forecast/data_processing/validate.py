@@ -49,7 +49,11 @@ from retail_forecast.data_processing.parse import (
     parse_int,
     parse_text,
 )
-from retail_forecast.data_processing.report import FileReport, ValidationReport, budget_errors
+from retail_forecast.data_processing.validation_report import (
+    FileReport,
+    ValidationReport,
+    budget_errors,
+)
 from retail_forecast.schema import DATE, FAMILY, HORIZON, ID, PROMO, STORE, TARGET
 
 logger = logging.getLogger(__name__)

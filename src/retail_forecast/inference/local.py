@@ -24,7 +24,6 @@ from retail_forecast.artifacts import ModelBundle
 from retail_forecast.config import Settings
 from retail_forecast.errors import ArtifactError, DataValidationError
 from retail_forecast.features.builder import Panel
-from retail_forecast.inference.history import HistoryStore
 from retail_forecast.inference.postprocess import MODEL, checked_output
 from retail_forecast.inference.predictor import ServingDomain
 from retail_forecast.inference.preprocess import (
@@ -36,6 +35,7 @@ from retail_forecast.inference.preprocess import (
 )
 from retail_forecast.models.hybrid import HybridForecaster
 from retail_forecast.schema import DATE, HORIZON, TARGET
+from retail_forecast.storage.history import HistoryStore
 from retail_forecast.utils.io import exclusive_lock
 from retail_forecast.utils.memory import release_free_heap
 

@@ -20,8 +20,8 @@ from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import Panel
 from retail_forecast.features.calendar import days_after
 from retail_forecast.features.keys import family_dtype
-from retail_forecast.inference.history import HistorySnapshot
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
+from retail_forecast.storage.history import HistorySnapshot
 
 logger = logging.getLogger(__name__)
 

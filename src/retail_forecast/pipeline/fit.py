@@ -24,7 +24,7 @@ from retail_forecast.monitoring.reference import write_reference
 from retail_forecast.pipeline.build_dataset import BuiltDataset
 from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE
 from retail_forecast.training.backtest import BacktestResult, run_backtest
-from retail_forecast.training.hybrid import add_hybrid
+from retail_forecast.training.heldout_blend import add_hybrid
 from retail_forecast.utils.io import write_parquet_atomic
 
 logger = logging.getLogger(__name__)

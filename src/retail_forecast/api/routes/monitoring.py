@@ -28,8 +28,8 @@ from retail_forecast.api.monitoring_schemas import (
     MonitoringStatusResponse,
     PredictionLogStats,
 )
-from retail_forecast.api.recorder import RecorderStats
 from retail_forecast.api.routes.common import error_responses
+from retail_forecast.api.runtime.recorder import RecorderStats
 from retail_forecast.config import MonitoringConfig
 from retail_forecast.inference.predictor import MonitoringSource, Predictor
 from retail_forecast.monitoring.accuracy import (
@@ -40,7 +40,7 @@ from retail_forecast.monitoring.accuracy import (
     evaluate_status,
 )
 from retail_forecast.monitoring.drift import DriftReport, check_drift
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.monitoring.prediction_log import PredictionLog
 from retail_forecast.monitoring.reference import window_features
 from retail_forecast.schema import DATE
 

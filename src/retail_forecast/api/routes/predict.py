@@ -16,8 +16,8 @@ from fastapi import APIRouter, Request, Response
 
 from retail_forecast.api.deps import StateDep, request_deadline
 from retail_forecast.api.jsonbody import parse_json_body
-from retail_forecast.api.recorder import ServedForecasts
 from retail_forecast.api.routes.common import error_responses, json_body
+from retail_forecast.api.runtime.recorder import ServedForecasts
 from retail_forecast.api.schemas import PredictResponse, PredictRow
 from retail_forecast.api.validation import (
     Problems,
@@ -67,7 +67,7 @@ async def predict(request: Request, state: StateDep) -> Response:
 
     Parsing, validation and the model all run in the bounded pool, never on the event loop.
     Small bodies (``api.micro_batch_body_bytes``) that arrive together are answered by one
-    model call (``api.micro_batch_requests``, see :mod:`retail_forecast.api.batching`).
+    model call (``api.micro_batch_requests``, see :mod:`retail_forecast.api.runtime.batching`).
     """
     received = dt.datetime.now(dt.UTC)
     predictor = state.require_predictor()

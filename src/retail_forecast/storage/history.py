@@ -39,7 +39,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.errors import DataValidationError, ForecastError
-from retail_forecast.inference.history_db import (
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
+from retail_forecast.storage.history_db import (
     ObsRow,
     StoredState,
     connect,
@@ -48,7 +49,7 @@ from retail_forecast.inference.history_db import (
     write_actuals,
     write_initial,
 )
-from retail_forecast.inference.history_rows import (
+from retail_forecast.storage.history_rows import (
     DAY,
     Batch,
     PendingDay,
@@ -60,7 +61,6 @@ from retail_forecast.inference.history_rows import (
     merge_batch,
     normalize_rows,
 )
-from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
 __all__ = ["AppendResult", "HistorySnapshot", "HistoryStore"]
 

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from retail_forecast.api.batching import MicroBatcher
 from retail_forecast.api.errors import ApiError
+from retail_forecast.api.runtime.batching import MicroBatcher
 
 pytestmark = pytest.mark.timeout(30)
 

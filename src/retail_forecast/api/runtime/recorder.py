@@ -23,7 +23,7 @@ import pandas as pd
 
 from retail_forecast.features.calendar import from_ordinals
 from retail_forecast.monitoring.accuracy import HORIZON_DAY, MODEL, PREDICTION
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.monitoring.prediction_log import PredictionLog
 from retail_forecast.schema import DATE, FAMILY, STORE
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from retail_forecast.errors import DataValidationError
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.monitoring.prediction_log import PredictionLog
 
 ORIGIN = pd.Timestamp("2017-07-30")
 FAMILIES = ("BEVERAGES", "BREAD/BAKERY", "LIQUOR,WINE,BEER")

@@ -6,8 +6,8 @@ import pandas as pd
 
 from retail_forecast.config import MonitoringConfig
 from retail_forecast.monitoring.drift import check_drift
+from retail_forecast.monitoring.html_report import svg_bars, write_report
 from retail_forecast.monitoring.reference import window_features
-from retail_forecast.monitoring.report import svg_bars, write_report
 
 
 def test_report_holds_drift_accuracy_and_worst_series(

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from naive_backend import SeasonalNaivePredictor
 
 from retail_forecast.api import jsonbody
-from retail_forecast.api.middleware import BodyLimitMiddleware
+from retail_forecast.api.runtime.middleware import BodyLimitMiddleware
 
 URL = "/api/v1/predict"
 JSON = {"Content-Type": "application/json"}

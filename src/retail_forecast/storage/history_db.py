@@ -12,7 +12,7 @@ from typing import Any, Final
 import numpy as np
 
 from retail_forecast.errors import ForecastError
-from retail_forecast.inference.history_rows import (
+from retail_forecast.storage.history_rows import (
     Batch,
     PendingDay,
     Series,

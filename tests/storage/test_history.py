@@ -17,8 +17,8 @@ from retail_forecast.errors import (
     ForecastError,
     UnknownSeriesError,
 )
-from retail_forecast.inference.history import HistoryStore
 from retail_forecast.schema import CANONICAL_COLUMNS, DATE, FAMILY, PROMO, STORE, TARGET
+from retail_forecast.storage.history import HistoryStore
 
 FAMILIES = ["AUTOMOTIVE", "BEVERAGES", "PRODUCE"]  # PRODUCE: a category without rows here
 KEPT_FAMILIES = FAMILIES[:2]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.training.backtest import BacktestResult, Fold
-from retail_forecast.training.hybrid import add_hybrid
+from retail_forecast.training.heldout_blend import add_hybrid
 
 STARTS = ("2017-07-31", "2017-07-15", "2017-06-29", "2017-06-13")
 PER_FOLD = 3 * 300

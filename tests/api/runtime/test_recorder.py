@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from retail_forecast.api.recorder import MonitoringRecorder, ServedForecasts
-from retail_forecast.monitoring.performance import PredictionLog
+from retail_forecast.api.runtime.recorder import MonitoringRecorder, ServedForecasts
+from retail_forecast.monitoring.prediction_log import PredictionLog
 
 END = dt.date(2017, 8, 15)
 

@@ -1,0 +1,1 @@
+"""Serving runtime of the API: middleware, micro-batching, worker processes, the recorder."""
