@@ -170,7 +170,6 @@ def service_env(
         "RF_LOG_DIR": str(work / "logs"),
         "RF_API__HISTORY_DIR": str(work / "history"),
         "RF_MONITORING__DB_PATH": str(work / "monitoring.sqlite"),
-        "RF_API__ADMIN_ENABLED": "false",
     }
     env.pop("RF_API__API_KEYS", None)
     defaults = ApiConfig()

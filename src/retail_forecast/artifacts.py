@@ -1,6 +1,6 @@
 """ModelBundle: write, verify and read a bundle directory.
 
-Layout (DESIGN.md section 4)::
+Layout (docs/DESIGN.md, section 4)::
 
     <root>/<version>/manifest.json      written last; sha256 + size of every other file
     <root>/<version>/xgboost/model.ubj, lstm/weights.safetensors, config.json, ...
@@ -8,7 +8,7 @@ Layout (DESIGN.md section 4)::
 
 Version names are ``<UTC yyyymmdd>t<hhmmss>-<fingerprint[:8]>`` with a lowercase ``t`` (e.g.
 ``20261126t203000-1a2b3c4d``) so that every version matches ``VERSION_PATTERN``
-(``^[a-z0-9][a-z0-9_-]{0,63}$``, RELIABILITY.md promise 13); DESIGN.md's ``T`` is lowercased.
+(``^[a-z0-9][a-z0-9_-]{0,63}$``, docs/RELIABILITY.md, promise 13).
 
 Writing goes through :class:`BundleWriter`: models save into a private staging directory
 ``<root>/.staging-<uuid>/``; on success every file is hashed and fsynced, ``manifest.json`` is
@@ -47,7 +47,7 @@ from retail_forecast.errors import ArtifactError, UnknownVersionError
 from retail_forecast.manifest import (
     FileEntry,
     Manifest,
-    check_member_name,
+    check_bundle_member,
     content_problem,
     git_sha,
     library_versions,
@@ -269,7 +269,7 @@ def _inventory(staging: Path) -> dict[str, FileEntry]:
                 raise ArtifactError(f"{rel}: symlinks are not allowed in a bundle")
             if name in dirnames:
                 continue
-            check_member_name(rel, source=str(staging))
+            check_bundle_member(rel, source=str(staging))
             problem = content_problem(path)
             if problem is not None:
                 raise ArtifactError(f"{rel}: refused, {problem}")

@@ -1,10 +1,13 @@
-"""Manifest of a model bundle: its schema, member-name rules and content sniffing."""
+"""Manifest of a model bundle: its schema, member-name rules and content sniffing.
+
+The member-name rule (:func:`check_member_name`) is also the rule of tar archives and data
+set markers (:mod:`retail_forecast.aws`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import json
 import os
 import re
 import shutil
@@ -16,6 +19,7 @@ from typing import Any, Final, NoReturn, Self
 
 from retail_forecast.errors import ArtifactError
 from retail_forecast.utils.io import sha256_file
+from retail_forecast.utils.strict_json import loads_strict
 
 SCHEMA_VERSION: Final = 1
 MODEL_TYPE: Final = "retail_forecast-hybrid"
@@ -113,7 +117,7 @@ def _require(raw: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
 def _parse_files(raw: Mapping[str, Any], source: str) -> dict[str, FileEntry]:
     files: dict[str, FileEntry] = {}
     for name, entry in raw.items():
-        check_member_name(name, source=source)
+        check_bundle_member(name, source=source)
         if not isinstance(entry, dict):
             _fail(source, f"files[{name!r}] must be an object")
         sha, size = entry.get("sha256"), entry.get("size")
@@ -126,19 +130,28 @@ def _parse_files(raw: Mapping[str, Any], source: str) -> dict[str, FileEntry]:
 
 
 def check_member_name(name: str, *, source: str) -> None:
-    """Refuse member names that could escape the bundle or that no loader accepts.
+    """Refuse a member name that could escape its directory: of a bundle, archive or data set.
 
-    A name is a relative POSIX path of ``[A-Za-z0-9_.-]`` parts, none starting with a dot (so no
-    ``..``, no hidden or temporary files), not ``manifest.json``, with an allowed extension.
+    A name is a relative POSIX path of ``[A-Za-z0-9_.-]`` parts, none starting with a dot: so no
+    absolute path, no ``..`` or ``.``, no empty part, backslash or NUL, no hidden or temporary
+    file. Bundles add their own rules (:func:`check_bundle_member`).
     """
-    shown = name[:120] if isinstance(name, str) else repr(name)
     if not isinstance(name, str) or not MEMBER_PATTERN.fullmatch(name):
+        shown = name[:120] if isinstance(name, str) else repr(name)
         _fail(source, f"unsafe file name {shown!r} (absolute, '..', or odd characters)")
+
+
+def check_bundle_member(name: str, *, source: str) -> None:
+    """Refuse a name a bundle's manifest may not list: unsafe, ``manifest.json``, no loader.
+
+    :func:`check_member_name` first; then the extension must be one a loader reads.
+    """
+    check_member_name(name, source=source)
     if name == "manifest.json":
         _fail(source, "manifest.json cannot list itself")
     suffix = PurePosixPath(name).suffix
     if suffix not in ALLOWED_SUFFIXES:
-        _fail(source, f"{shown!r}: extension {suffix!r} not in {sorted(ALLOWED_SUFFIXES)}")
+        _fail(source, f"{name[:120]!r}: extension {suffix!r} not in {sorted(ALLOWED_SUFFIXES)}")
 
 
 def _looks_like_pickle(head: bytes) -> bool:
@@ -227,24 +240,11 @@ def unlisted_files(root: Path, listed: set[str]) -> list[str]:
     return found
 
 
-def _no_constants(token: str) -> NoReturn:
-    raise ValueError(f"non-finite number {token} in manifest")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r} in manifest")
-        result[key] = value
-    return result
-
-
 def parse_manifest_bytes(raw: bytes, *, source: str) -> Manifest:
     """Parse manifest JSON strictly (no NaN, no duplicate keys) and check its schema."""
     try:
-        parsed = json.loads(raw, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as exc:
+        parsed = loads_strict(raw)
+    except ValueError as exc:  # StrictJsonError, JSONDecodeError, an oversized integer
         raise ArtifactError(f"{source}: invalid JSON ({exc})") from None
     return Manifest.from_dict(parsed, source=source)
 

@@ -15,6 +15,7 @@ IS_CLOSED: Final = "is_closed"
 SERIES_KEYS: Final = (STORE, FAMILY)
 ROW_KEYS: Final = (DATE, STORE, FAMILY)
 SORT_KEYS: Final = (STORE, FAMILY, DATE)
+SeriesKey = tuple[int, str]  # one series: (store_nbr, family)
 
 # Columns of the raw Kaggle train file and of test.csv.
 TRAIN_COLUMNS: Final = (ID, DATE, STORE, FAMILY, TARGET, PROMO)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retail_forecast.closed_days import is_closed_date
 from retail_forecast.errors import ConflictError, DataValidationError
-from retail_forecast.inference.predictor import ServingDomain, is_closed_day
+from retail_forecast.inference.predictor import ServingDomain
 
 FAMILIES = ("AUTOMOTIVE", "BEVERAGES", "GROCERY I", "LIQUOR,WINE,BEER")
 STORES = (1, 2, 3)
@@ -155,7 +156,7 @@ class SeasonalNaivePredictor:
         history: dict[tuple[int, str], dict[dt.date, float]],
         own: dict[tuple[int, str, dt.date], float],
     ) -> tuple[float, str]:
-        if is_closed_day(day):
+        if is_closed_date(day):
             raise DataValidationError("the API must answer 25 December itself")
         series = history[key]
         recent = [series.get(end - dt.timedelta(days=k), 0.0) for k in range(DEAD_DAYS)]
@@ -164,7 +165,7 @@ class SeasonalNaivePredictor:
         source = day - dt.timedelta(days=SEASON)
         if source <= end:
             base = series.get(source, 0.0)
-        elif is_closed_day(source):
+        elif is_closed_date(source):
             base = 0.0
         elif (*key, source) in own:
             base = own[(*key, source)]
@@ -195,7 +196,7 @@ class SeasonalNaivePredictor:
     def _advance_end(self) -> None:
         while True:
             nxt = self._history_end + dt.timedelta(days=1)
-            if is_closed_day(nxt):
+            if is_closed_date(nxt):
                 for key in self._sales:
                     self._sales[key].setdefault(nxt, 0.0)
                     self._promo[key].setdefault(nxt, 0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from retail_forecast.aws.archive import safe_extract, write_tar_gz
+from retail_forecast.aws.datasets import raw_dataset_files
 from retail_forecast.errors import ArtifactError
 
 
@@ -55,10 +56,22 @@ def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
         tarfile.TarInfo("../escape.json"),
         tarfile.TarInfo("/etc/escape.json"),
         tarfile.TarInfo("a/../../escape.json"),
+        tarfile.TarInfo("./escape.json"),
+        tarfile.TarInfo("..\\escape.json"),
+        tarfile.TarInfo(".hidden.json"),
         _link("link.json", "/etc/passwd", tarfile.SYMTYPE),
         _link("hard.json", "../outside.json", tarfile.LNKTYPE),
     ],
-    ids=["dotdot", "absolute", "nested-dotdot", "symlink", "hardlink"],
+    ids=[
+        "dotdot",
+        "absolute",
+        "nested-dotdot",
+        "dot",
+        "backslash",
+        "hidden",
+        "symlink",
+        "hardlink",
+    ],
 )
 def test_unsafe_member_refused_before_extraction(tmp_path: Path, member: tarfile.TarInfo) -> None:
     archive = _evil(tmp_path / "evil.tar.gz", member)
@@ -79,3 +92,22 @@ def test_size_limit(tmp_path: Path) -> None:
     archive = write_tar_gz(_files(tmp_path / "src"), tmp_path / "a.tar.gz")
     with pytest.raises(ArtifactError, match="expands beyond"):
         safe_extract(archive, tmp_path / "out", max_bytes=10)
+
+
+# The member-name rule is the bundle's (manifest.check_member_name), for every archive name.
+ODD_NAMES = ["", "/abs.json", "./b.json", "sub//a.json", "a\\b.json", ".tmp.json", "a b.json"]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_packing_refuses_a_name_a_bundle_would_refuse(tmp_path: Path, name: str) -> None:
+    files = _files(tmp_path / "src")
+    with pytest.raises(ArtifactError, match="unsafe file name"):
+        write_tar_gz({**files, name: files["b.json"]}, tmp_path / "a.tar.gz")
+    assert not (tmp_path / "a.tar.gz").exists()
+
+
+def test_a_data_set_part_with_an_odd_name_is_refused_before_upload(tmp_path: Path) -> None:
+    (tmp_path / "train_parts").mkdir()
+    (tmp_path / "train_parts" / "2017 q1.parquet").write_bytes(b"PAR1")
+    with pytest.raises(ArtifactError, match="unsafe file name"):
+        raw_dataset_files(tmp_path)

@@ -11,8 +11,9 @@ from botocore.awsrequest import AWSResponse
 
 from retail_forecast.aws.datasets import download_dataset, upload_dataset
 from retail_forecast.config import DataConfig
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.errors import MissingInputError
-from retail_forecast.pipeline.build_dataset import build_dataset, import_dataset, load_processed
+from retail_forecast.pipeline.data_import import import_dataset, load_processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

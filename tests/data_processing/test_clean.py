@@ -1,4 +1,4 @@
-"""Panel completion (Dec 25 closed, other gaps open) and the data fingerprint (RELIABILITY 24)."""
+"""Panel completion (Dec 25 closed, other gaps open) and the data fingerprint (promise 24)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from retail_forecast.config import DataConfig
 from retail_forecast.data_processing.clean import complete_panel, fingerprint
-from retail_forecast.pipeline.build_dataset import build_dataset
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.schema import CANONICAL_COLUMNS, SORT_KEYS
 
 

@@ -329,7 +329,7 @@ def test_full_size_has_the_real_panel_shape() -> None:
 @pytest.mark.integration
 def test_generated_data_passes_the_data_layer_without_issues(tmp_path: Path) -> None:
     from retail_forecast.config import DataConfig
-    from retail_forecast.pipeline.build_dataset import build_dataset
+    from retail_forecast.data_processing.dataset import build_dataset
 
     write_dataset(tmp_path, SMALL)
     built = build_dataset(tmp_path, DataConfig(), strict=True)

@@ -5,7 +5,6 @@ from retail_forecast.features.calendar import (
     calendar_columns,
     days_after,
     extra_calendar_columns,
-    is_closed_day,
     national_holiday_dates,
 )
 
@@ -35,15 +34,6 @@ def test_calendar_columns() -> None:
     )
     np.testing.assert_array_equal(extra["day_of_month"], [14, 15, 25])
     np.testing.assert_array_equal(extra["is_national_holiday"], [0, 1, 0])
-    np.testing.assert_array_equal(is_closed_day(dates), [False, False, True])
-
-
-def test_is_closed_day_is_25_december_only_in_any_date_form() -> None:
-    days = pd.date_range("2011-12-20", "2017-01-05", freq="D")
-    expected = np.asarray((days.month == 12) & (days.day == 25))
-    assert expected.sum() == 6  # 2011 .. 2016
-    for form in (days, pd.Series(days), days.to_numpy(), days.to_numpy().astype("datetime64[D]")):
-        np.testing.assert_array_equal(is_closed_day(form), expected)
 
 
 def test_days_after_counts_whole_days_in_any_date_form() -> None:

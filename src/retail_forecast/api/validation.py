@@ -11,7 +11,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from retail_forecast.api.errors import ApiError, error_item, safe_loc_part
 from retail_forecast.api.schemas import ActualsRow, PredictRow
-from retail_forecast.inference.predictor import ServingDomain, is_closed_day
+from retail_forecast.closed_days import is_closed_date
+from retail_forecast.inference.predictor import ServingDomain
 
 ACTUALS_LOOKBACK_DAYS: Final = 365
 MAX_LISTED: Final = 1000
@@ -232,7 +233,7 @@ def check_horizon_prefix(batch: RowBatch, domain: ServingDomain, problems: Probl
     for k in range(len(batch.index)):
         if first <= batch.date[k] <= last:
             dates[(batch.store_nbr[k], batch.family[k])].add(batch.date[k])
-    window = [d for d in domain.window() if not is_closed_day(d)]
+    window = [d for d in domain.window() if not is_closed_date(d)]
     count = 0
     for (store, family), present in dates.items():
         latest = max(present)

@@ -1,4 +1,7 @@
-"""Deterministic tar.gz packing and safe extraction (no absolute paths, no '..', no links)."""
+"""Deterministic tar.gz packing and safe extraction (no absolute paths, no '..', no links).
+
+Member names follow the bundle's rule (:func:`retail_forecast.manifest.check_member_name`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,11 @@ import logging
 import tarfile
 import zlib
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Final
 
 from retail_forecast.errors import ArtifactError
+from retail_forecast.manifest import check_member_name
 from retail_forecast.utils.io import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -44,18 +48,6 @@ def write_tar_gz(members: Mapping[str, Path], dest: Path) -> Path:
                 tar.addfile(info, fh)
     logger.debug("packed %d files into %s", len(members), dest)
     return Path(dest)
-
-
-def check_member_name(name: str, *, source: str) -> None:
-    parts = PurePosixPath(name).parts
-    if (
-        not name
-        or name.startswith("/")
-        or "\\" in name
-        or any(part in ("..", ".", "") for part in parts)
-        or "\x00" in name
-    ):
-        raise ArtifactError(f"{source}: unsafe archive member name {name[:120]!r}")
 
 
 def _checked_members(tar: tarfile.TarFile, *, source: str, max_bytes: int) -> None:

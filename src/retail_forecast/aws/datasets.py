@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
-from retail_forecast.aws.archive import check_member_name
 from retail_forecast.aws.env import is_s3_uri, join_key, make_s3_client, parse_s3_uri
 from retail_forecast.aws.s3 import download_to, get_small_object, put_file, s3_errors
 from retail_forecast.config import AwsConfig
 from retail_forecast.data_processing.ingest import SPECS, TRAIN_PARTS_DIR
 from retail_forecast.errors import ArtifactError, DataValidationError, MissingInputError
+from retail_forecast.manifest import check_member_name
 from retail_forecast.schema import DATE, ID, IS_CLOSED, TEST_COLUMNS, TRAIN_COLUMNS
 from retail_forecast.utils.io import fsync_dir, read_json, sha256_file
 
@@ -71,6 +71,8 @@ def raw_dataset_files(directory: Path) -> dict[str, Path]:
         files |= {f"{TRAIN_PARTS_DIR}/{p.name}": p for p in sorted(parts.glob("*.parquet"))}
     if not any(name.startswith(("train.csv", TRAIN_PARTS_DIR)) for name in files):
         raise MissingInputError(f"{directory}: no train.csv, train_parts/ or processed data")
+    for name in files:  # refused now, not when the marker is read back
+        check_member_name(name, source=str(directory))
     return files
 
 

@@ -1,8 +1,8 @@
 """Complete the daily panel into the canonical sales frame; fingerprint frames.
 
 Filling rules (every series gets every day from the first to the last date of the data):
-- a missing 25 December (the stores are closed; the Kaggle file has no such rows) becomes
-  ``sales 0, onpromotion 0, is_closed True``;
+- a missing closed day (:mod:`retail_forecast.closed_days`: 25 December, when the stores are
+  closed and the Kaggle file has no rows) becomes ``sales 0, onpromotion 0, is_closed True``;
 - any other missing day (a series that starts late, a quarantined row) becomes
   ``sales 0, onpromotion 0, is_closed False``, since in this data an absent row means no sales.
   Their count is reported (``filled_open_rows``) so a large number is visible.
@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import is_closed_day
 from retail_forecast.schema import (
     CANONICAL_COLUMNS,
     DATE,
@@ -85,10 +86,8 @@ def complete_panel(rows: pd.DataFrame) -> tuple[pd.DataFrame, PanelStats]:
     promo[pos] = rows[PROMO].to_numpy(dtype=np.int64)
     observed[pos] = True
     days = np.arange(first, last + 1, dtype=np.int64).astype("datetime64[D]")
-    month_day = pd.DatetimeIndex(days)
-    christmas = np.asarray((month_day.month == 12) & (month_day.day == 25), dtype=bool)
-    christmas_rows = np.tile(christmas, len(series))
-    is_closed = ~observed & christmas_rows
+    closed_rows = np.tile(is_closed_day(days), len(series))
+    is_closed = ~observed & closed_rows
     frame = pd.DataFrame(
         {
             DATE: np.tile(days.astype("datetime64[ns]"), len(series)),
@@ -108,7 +107,7 @@ def complete_panel(rows: pd.DataFrame) -> tuple[pd.DataFrame, PanelStats]:
         series=len(series),
         days=n_days,
         filled_closed_rows=int(is_closed.sum()),
-        filled_open_rows=int((~observed & ~christmas_rows).sum()),
+        filled_open_rows=int((~observed & ~closed_rows).sum()),
     )
     return frame, stats
 

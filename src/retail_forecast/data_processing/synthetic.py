@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from retail_forecast.closed_days import is_closed_day
 from retail_forecast.data_processing import synthetic_calendar as cal
 from retail_forecast.data_processing.synthetic_tables import (
     FAMILY_TABLE,
@@ -55,7 +56,7 @@ class SyntheticConfig(BaseModel):
     n_stores: int = Field(default=10, ge=1, le=999)
     n_families: int = Field(default=33, ge=1, le=len(FAMILY_TABLE))
     n_days: int = Field(
-        default=730, ge=1, description="Distinct train dates (25 December excluded)."
+        default=730, ge=1, description="Distinct train dates (closed days, 25 December, excluded)."
     )
     end_date: dt.date = dt.date(2017, 8, 15)
     seed: int = Field(default=0, ge=0)
@@ -80,14 +81,14 @@ def _calendar(config: SyntheticConfig) -> tuple[pd.DatetimeIndex, npt.NDArray[np
     """All calendar days start..end+HORIZON, and which of them are train dates."""
     end = pd.Timestamp(config.end_date)
     back = pd.date_range(end=end, periods=config.n_days + config.n_days // 365 + 2)
-    back = back[~((back.month == 12) & (back.day == 25))][-config.n_days :]
+    back = back[~is_closed_day(back)][-config.n_days :]
     days = pd.date_range(back[0], end + pd.Timedelta(days=HORIZON))
-    is_train = np.asarray((days <= end) & ~((days.month == 12) & (days.day == 25)))
+    is_train = np.asarray((days <= end) & ~is_closed_day(days))
     return days, is_train
 
 
 def train_dates(config: SyntheticConfig) -> pd.DatetimeIndex:
-    """Return the train dates a config produces (25 December excluded)."""
+    """Return the train dates a config produces (closed days excluded, as in Kaggle's file)."""
     days, is_train = _calendar(config)
     return days[is_train]
 

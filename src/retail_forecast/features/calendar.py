@@ -1,4 +1,7 @@
-"""Calendar features of forecast days: day of week, month, year, closed days."""
+"""Calendar features of forecast days: day of week, month, year, holidays; date arithmetic.
+
+Which days are closed is :mod:`retail_forecast.closed_days`.
+"""
 
 from __future__ import annotations
 
@@ -20,19 +23,6 @@ def calendar_columns(dates: pd.DatetimeIndex) -> dict[str, npt.NDArray[np.float6
     }
 
 
-def is_closed_day(
-    dates: pd.DatetimeIndex | pd.Series | npt.NDArray[np.datetime64],
-) -> npt.NDArray[np.bool_]:
-    """Flag 25 December, when every Favorita store is closed (sales 0 by convention).
-
-    NumPy date arithmetic: no DatetimeIndex is built (serving calls this per request).
-    """
-    days = np.asarray(dates, dtype="datetime64[D]")
-    months = days.astype("datetime64[M]")
-    december = months.astype(np.int64) % 12 == 11
-    return np.asarray(december & ((days - months).astype(np.int64) == 24), dtype=np.bool_)
-
-
 def days_after(
     dates: pd.DatetimeIndex | pd.Series | npt.NDArray[np.datetime64], origin: pd.Timestamp
 ) -> npt.NDArray[np.int64]:
@@ -48,11 +38,6 @@ def from_ordinals(ordinals: npt.ArrayLike) -> npt.NDArray[np.datetime64]:
     """
     days = np.asarray(ordinals, dtype=np.int64) - EPOCH_ORDINAL
     return days.astype("datetime64[D]").astype("datetime64[ns]")
-
-
-def is_closed_date(date: pd.Timestamp) -> bool:
-    """:func:`is_closed_day` for one date."""
-    return bool(date.month == 12 and date.day == 25)
 
 
 HOLIDAY_TYPES = ("Holiday", "Transfer", "Additional", "Bridge")

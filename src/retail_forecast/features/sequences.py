@@ -9,8 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import is_closed_day
 from retail_forecast.errors import DataValidationError
-from retail_forecast.features.calendar import calendar_columns, is_closed_day
+from retail_forecast.features.calendar import calendar_columns
 from retail_forecast.schema import DATE, FAMILY, HORIZON, IS_CLOSED, PROMO, STORE, TARGET
 
 FloatArray = npt.NDArray[np.float64]

@@ -17,11 +17,6 @@ MODEL_NAMES: Final[tuple[str, ...]] = ("hybrid", "xgboost", "lstm", "zero_rule",
 """Values of the ``model`` column a predictor may return ("closed" is set by the API)."""
 
 
-def is_closed_day(day: dt.date) -> bool:
-    """Return True on 25 December, the one day every store is closed."""
-    return day.month == 12 and day.day == 25
-
-
 @dataclass(frozen=True)
 class ServingDomain:
     """What a request may ask for, derived from the bundle manifest and the history store.
@@ -45,7 +40,7 @@ class ServingDomain:
         return self.history_end + dt.timedelta(days=self.horizon)
 
     def window(self) -> list[dt.date]:
-        """Every date of the forecast window, 25 December included."""
+        """Every date of the forecast window, closed days (25 December) included."""
         return [self.first_date + dt.timedelta(days=k) for k in range(self.horizon)]
 
     def is_contiguous_stores(self) -> bool:
@@ -72,7 +67,7 @@ class Predictor(Protocol):
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Forecast ``rows`` (columns date, store_nbr, family, onpromotion).
 
-        The API guarantees: every row is inside the domain, no row falls on 25 December,
+        The API guarantees: every row is inside the domain, no row falls on a closed day,
         no (date, store_nbr, family) repeats, and for every series the rows hold every
         other day from ``history_end + 1`` to that series' last requested date.
         Returns ``rows`` in the same order with a float ``sales`` column (original scale,

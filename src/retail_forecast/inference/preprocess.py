@@ -20,14 +20,13 @@ from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import Panel
 from retail_forecast.features.calendar import days_after
 from retail_forecast.features.keys import family_dtype
-from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET, SeriesKey
 from retail_forecast.storage.history import HistorySnapshot
 
 logger = logging.getLogger(__name__)
 
 REQUEST_COLUMNS = (DATE, STORE, FAMILY, PROMO)
 NS_PER_DAY = 86_400 * 10**9
-Series = tuple[int, str]
 
 
 def canonical_rows(rows: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
@@ -78,7 +77,7 @@ def _is_canonical(rows: pd.DataFrame, categories: list[str]) -> bool:
     )
 
 
-def requested_series(rows: pd.DataFrame) -> list[Series]:
+def requested_series(rows: pd.DataFrame) -> list[SeriesKey]:
     """Distinct (store_nbr, family) of canonical ``rows``, sorted like the canonical frame."""
     family = rows[FAMILY].cat
     n_families = len(family.categories)
@@ -87,7 +86,7 @@ def requested_series(rows: pd.DataFrame) -> list[Series]:
     return [(int(k // n_families), str(names[k % n_families])) for k in keys.tolist()]
 
 
-def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[Series]) -> Panel:
+def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[SeriesKey]) -> Panel:
     """Return the history of ``series`` (sorted) over the snapshot's complete days as a Panel.
 
     No frame is built: the arrays come straight from the snapshot. ``to_frame()`` of the result
@@ -112,7 +111,7 @@ def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[Series]) -> 
     )
 
 
-def _snapshot_rows(snapshot: HistorySnapshot, series: Sequence[Series]) -> npt.NDArray[np.intp]:
+def _snapshot_rows(snapshot: HistorySnapshot, series: Sequence[SeriesKey]) -> npt.NDArray[np.intp]:
     try:
         return np.array([snapshot.index[key] for key in series], dtype=np.intp)
     except KeyError as exc:
@@ -120,7 +119,7 @@ def _snapshot_rows(snapshot: HistorySnapshot, series: Sequence[Series]) -> npt.N
 
 
 def select_history(
-    history: pd.DataFrame, series: Sequence[Series], *, n_days: int, families: Sequence[str]
+    history: pd.DataFrame, series: Sequence[SeriesKey], *, n_days: int, families: Sequence[str]
 ) -> pd.DataFrame:
     """Return the last ``n_days`` of ``series`` from a canonical frame, as the API builds it.
 

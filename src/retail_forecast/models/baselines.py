@@ -11,9 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import is_closed_day
 from retail_forecast.errors import ArtifactError, DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import panel_from_frame
-from retail_forecast.features.calendar import is_closed_day
 from retail_forecast.schema import DATE, FAMILY, STORE, TARGET
 from retail_forecast.utils.io import read_json, write_json_atomic
 

@@ -10,9 +10,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import is_closed_day
 from retail_forecast.errors import ArtifactError
 from retail_forecast.features.builder import Panel, panel_from_frame
-from retail_forecast.features.calendar import is_closed_day
 from retail_forecast.features.keys import family_names, series_keys
 from retail_forecast.models.blend import BlendWeights
 from retail_forecast.models.lstm import LSTMForecaster
