@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from favorita_frame import load_canonical
 
-from retail_forecast.config import FeatureConfig, XGBoostConfig
+from retail_forecast.config import FEATURE_PRESETS, XGBoostConfig
 from retail_forecast.features.builder import (
     FeatureBuilder,
     FeatureSpec,
@@ -134,7 +134,7 @@ def factories(args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
     out: dict[str, Callable[[], Any]] = {}
     for name in [n for n in args.feature_sets.split(",") if n]:
         out[f"xgboost_{name}"] = lambda n=name: XGBForecaster(
-            xcfg, FeatureConfig(feature_set=n), holidays=holidays
+            xcfg, FEATURE_PRESETS[n], holidays=holidays
         )
     peers = [p for p in args.peers.split(",") if p]
     if "lgbm" in peers:

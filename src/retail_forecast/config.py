@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,14 +20,59 @@ class DataConfig(Section):
     processed_dir: Path = Path("data/processed")
     quarantine_dir: Path = Path("data/quarantine")
     max_quarantine_share: float = Field(default=0.001, ge=0.0, le=1.0)
-    # RELIABILITY 21: any duplicate-key or unknown-store row fails the run (after quarantine).
+    # promise 21: any duplicate-key or unknown-store row fails the run (after quarantine).
     fail_on_key_rules: bool = True
 
 
+Days = Annotated[int, Field(ge=1)]
+# What each name computes: features/builder.py (FeatureBuilder), from features/calendar.py.
+DateFeature = Literal["day_of_week", "month", "year", "day_of_month", "is_national_holiday"]
+
+
 class FeatureConfig(Section):
-    # "extended" won the backtest (bench/RESULTS.md, backtest_xgboost); "required" = seed's 11
-    feature_set: Literal["required", "extended"] = "extended"
-    horizon: int = Field(default=16, ge=1, le=64)
+    """The XGBoost features, declared as data (as mlforecast's lags, lag_transforms, date_features).
+
+    Lags and means read log1p(sales) of days before the forecast day; columns come in this
+    order: lags, rolling means, seasonal means, date features, then onpromotion, store_nbr and
+    family, which every set holds. The defaults won the backtest (bench/RESULTS.md,
+    backtest_xgboost); ``FEATURE_PRESETS["required"]`` is the seed's 11 features.
+    """
+
+    lags: tuple[Days, ...] = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)  # lag_k: day t-k
+    rolling_means: tuple[Days, ...] = (7, 14, 28, 56)  # roll_w_mean: days t-1 .. t-w
+    seasonal_means: tuple[Days, ...] = (4, 8)  # dow_mean_n: the same weekday, last n weeks
+    date_features: tuple[DateFeature, ...] = (
+        "day_of_week",
+        "month",
+        "year",
+        "day_of_month",  # paydays fall on the 15th and the month end
+        "is_national_holiday",  # from the holidays table given to the model
+    )
+
+    @field_validator("lags", "rolling_means", "seasonal_means", "date_features")
+    @classmethod
+    def _no_repeats(cls, values: tuple[object, ...]) -> tuple[object, ...]:
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"repeats {', '.join(repeated)}: one column per value")
+        return values
+
+    @model_validator(mode="after")
+    def _reads_history(self) -> FeatureConfig:
+        if not (self.lags or self.rolling_means or self.seasonal_means):
+            raise ValueError("lags, rolling_means and seasonal_means are all empty: declare one")
+        return self
+
+
+FEATURE_PRESETS: dict[str, FeatureConfig] = {
+    "required": FeatureConfig(
+        lags=(1, 7, 14),
+        rolling_means=(7, 14),
+        seasonal_means=(),
+        date_features=("day_of_week", "month", "year"),
+    ),
+    "extended": FeatureConfig(),
+}
 
 
 class XGBoostConfig(Section):
@@ -104,12 +149,11 @@ class ApiConfig(Section):
     api_keys: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     cors_allow_credentials: bool = False
-    admin_enabled: bool = False
     # inference threads per worker; 2 measured best on 2 cores (bench/RESULTS.md serve)
     threads: int = Field(default=2, ge=1)
-    # XGBoost threads for a request of several series (e.g. all series); a single-series
-    # request runs on one (all-series 2.1 s -> 0.9 s with 2 on 2 cores, bench/RESULTS.md)
-    batch_threads: int = Field(default=2, ge=1)
+    # XGBoost's threads for a request of several series (e.g. all series); single-series
+    # requests never reach XGBoost (bench/RESULTS.md, serve). Not related to micro-batching.
+    xgboost_threads: int = Field(default=2, ge=1)
     # server processes (uvicorn workers); each loads the bundle and shares the history file
     workers: int = Field(default=1, ge=1, le=32)
     # per worker; more gets 503 + Retry-After (promise 6)
@@ -120,7 +164,7 @@ class ApiConfig(Section):
     micro_batch_body_bytes: int = Field(default=16_384, ge=0)
     # a keep-alive connection gets `Connection: close` after this many requests (0: never), so
     # clients reconnect and the kernel spreads connections over the workers again
-    max_requests_per_connection: int = Field(default=100, ge=0)
+    max_requests_per_connection: int = Field(default=0, ge=0)
     retry_after_s: int = Field(default=1, ge=1)
     # LocalPredictor's history store: <history_dir>/<bundle version>.sqlite (survives restarts)
     history_dir: Path = Path("data/history")
@@ -158,7 +202,8 @@ class AwsConfig(Section):
     max_runtime_s: int = Field(default=6 * 3600, ge=60)
     # SageMakerPredictor: InvokeEndpoint body cap per call (SageMaker allows 6 MB), the time
     # budget of one call's retries, and the runtime endpoint (None: AWS, or boto3's
-    # AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME; a local `serve-sagemaker` server can stand in)
+    # AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME; the tests point it at a local stand-in,
+    # tests/inference/sagemaker_runtime_server.py)
     invoke_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=6_000_000)
     invoke_budget_s: float = Field(default=8.0, gt=0)
     runtime_endpoint_url: str | None = None
@@ -188,8 +233,6 @@ class MonitoringConfig(Section):
     # tests miss (the spread across series dwarfs it: 0.1 is ~0.04 reference std)
     sales_level_threshold: float = Field(default=0.1, gt=0)
     min_rows: int = Field(default=100, ge=1)  # fewer non-missing values -> insufficient_data
-    reference_bins: int = Field(default=20, ge=2, le=200)
-    reference_days: int = Field(default=90, ge=1)  # training days profiled into the reference
     drift_window_days: int = Field(default=28, ge=1)  # recent days `monitor drift` compares
     min_accuracy_rows: int = Field(default=100, ge=1)  # joined rows needed before an alert
     db_timeout_s: float = Field(default=2.0, gt=0)  # SQLite busy timeout, then the write drops

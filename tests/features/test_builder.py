@@ -1,9 +1,12 @@
 from collections.abc import Callable
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
+from retail_forecast.config import FEATURE_PRESETS, DateFeature, FeatureConfig, Settings
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import (
     FeatureBuilder,
@@ -24,6 +27,19 @@ REQUIRED = [
     "store_nbr",
     "family",
 ]
+EXTENDED = [
+    *("lag_1", "lag_2", "lag_3", "lag_4", "lag_5", "lag_6", "lag_7", "lag_14", "lag_21", "lag_28"),
+    *("roll_7_mean", "roll_14_mean", "roll_28_mean", "roll_56_mean", "dow_mean_4", "dow_mean_8"),
+    *("day_of_week", "month", "year", "day_of_month", "is_national_holiday"),
+    *("onpromotion", "store_nbr", "family"),
+]
+# Declared as data: odd lags and windows, date features in another order than the presets'.
+DECLARED = FeatureSpec(
+    lags=(3, 9),
+    rolling_means=(5,),
+    seasonal_means=(2,),
+    date_features=("is_national_holiday", "day_of_month", "month"),
+)
 
 
 def _features(frame: pd.DataFrame, name: str = "required") -> pd.DataFrame:
@@ -39,6 +55,96 @@ def test_required_feature_set_is_exactly_the_seeds() -> None:
     assert spec.feature_types[:-2] == ["q"] * 9
 
 
+def test_default_settings_are_the_extended_preset_in_its_column_order() -> None:
+    assert FeatureConfig() == FEATURE_PRESETS["extended"]
+    spec = FeatureSpec.from_config(FeatureConfig())
+    assert spec == FeatureSpec.named("extended")
+    assert spec.feature_names == EXTENDED
+    assert spec.lookback == 56
+
+
+def test_columns_follow_the_declaration() -> None:
+    assert DECLARED.feature_names == [
+        *("lag_3", "lag_9", "roll_5_mean", "dow_mean_2"),
+        *("is_national_holiday", "day_of_month", "month", "onpromotion", "store_nbr", "family"),
+    ]
+    assert DECLARED.lookback == 14  # two same weekdays back
+    assert FeatureSpec.from_dict(DECLARED.to_dict()) == DECLARED
+    assert FeatureSpec.from_config(DECLARED.to_config()) == DECLARED
+
+
+def test_settings_read_a_feature_set_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RF_FEATURES__LAGS", "[1,7]")
+    monkeypatch.setenv("RF_FEATURES__ROLLING_MEANS", "[]")
+    monkeypatch.setenv("RF_FEATURES__DATE_FEATURES", '["month"]')
+    features = Settings(_env_file=None).features  # type: ignore[call-arg]
+    assert (features.lags, features.rolling_means, features.seasonal_means) == ((1, 7), (), (4, 8))
+    assert FeatureSpec.from_config(features).feature_names[-5:-3] == ["dow_mean_8", "month"]
+    monkeypatch.setenv("RF_FEATURES__HORIZON", "16")  # not a feature setting: schema.HORIZON
+    with pytest.raises(ValidationError, match="horizon"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lags", (0, 7), r"lags\.0\W+Input should be greater than or equal to 1"),
+        ("rolling_means", (7, -1), r"rolling_means\.1\W+Input should be greater than or equal"),
+        ("seasonal_means", (0,), r"seasonal_means\.0\W+Input should be greater than or equal"),
+        ("date_features", ("weekday",), r"date_features\.0\W+Input should be 'day_of_week', 'mo"),
+        ("lags", (7, 1, 7), r"lags\W+.*repeats 7: one column per value"),
+        ("date_features", ("month", "month"), r"date_features\W+.*repeats month"),
+    ],
+)
+def test_a_bad_spec_is_refused_naming_the_field(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        FeatureConfig(**{field: value})
+    data = {**FeatureSpec.named("required").to_dict(), field: value}
+    with pytest.raises(DataValidationError, match=message):
+        FeatureSpec(**data)
+    with pytest.raises(DataValidationError, match=message):
+        FeatureSpec.from_dict(data)
+
+
+def test_a_spec_must_read_some_history() -> None:
+    with pytest.raises(DataValidationError, match="all empty"):
+        FeatureSpec(lags=(), rolling_means=(), seasonal_means=(), date_features=("month",))
+
+
+def test_every_date_feature_name_is_built(panel_factory: Callable[..., pd.DataFrame]) -> None:
+    frame = panel_factory(n_days=30)
+    names = get_args(DateFeature)
+    spec = FeatureSpec(lags=(1,), rolling_means=(), seasonal_means=(), date_features=names)
+    builder = FeatureBuilder.from_frame(frame, spec, holiday_dates=["2017-08-10"])
+    feats = pd.DataFrame(
+        builder.panel_features(panel_from_frame(frame)), columns=builder.feature_names
+    )
+    dates = pd.DatetimeIndex(frame["date"])
+    np.testing.assert_array_equal(feats["day_of_week"], dates.dayofweek)
+    np.testing.assert_array_equal(feats["month"], dates.month)
+    np.testing.assert_array_equal(feats["year"], dates.year)
+    np.testing.assert_array_equal(feats["day_of_month"], dates.day)
+    np.testing.assert_array_equal(feats["is_national_holiday"], dates == "2017-08-10")
+
+
+@pytest.mark.parametrize("name", ["required", "extended"])
+def test_a_spec_saved_by_set_name_reads_as_the_same_data(name: str) -> None:
+    """Bundles written before specs were data hold the set's name and its lists."""
+    earlier: dict[str, dict[str, Any]] = {
+        "required": {"lags": [1, 7, 14], "windows": [7, 14], "dow_counts": []},
+        "extended": {
+            "lags": [1, 2, 3, 4, 5, 6, 7, 14, 21, 28],
+            "windows": [7, 14, 28, 56],
+            "dow_counts": [4, 8],
+            "calendar_extras": ["day_of_month", "is_national_holiday"],
+        },
+    }
+    spec = FeatureSpec.from_dict({"name": name, **earlier[name]})
+    assert spec == FeatureSpec.named(name)
+
+
 def test_holiday_flag_is_built_from_the_saved_dates(
     panel_factory: Callable[..., pd.DataFrame],
 ) -> None:
@@ -51,8 +157,8 @@ def test_holiday_flag_is_built_from_the_saved_dates(
     assert [str(pd.Timestamp(d).date()) for d in flagged] == ["2017-08-11"]
 
 
-def test_unknown_feature_set_is_refused() -> None:
-    with pytest.raises(DataValidationError, match="unknown feature_set"):
+def test_unknown_feature_preset_is_refused() -> None:
+    with pytest.raises(DataValidationError, match=r"unknown feature preset 'magic'; use \['ext"):
         FeatureSpec.named("magic")
 
 
@@ -91,12 +197,12 @@ def test_features_of_day_t_never_read_sales_of_day_t(
     assert not before.loc[row + 1].equals(after.loc[row + 1])  # day t+1 does read day t
 
 
-@pytest.mark.parametrize("name", ["required", "extended"])
+@pytest.mark.parametrize("name", ["required", "extended", "declared"])
 def test_p25_train_serve_parity_incremental_equals_one_pass(
     panel_factory: Callable[..., pd.DataFrame], name: str
 ) -> None:
     frame = panel_factory(n_days=150)
-    spec = FeatureSpec.named(name)
+    spec = DECLARED if name == "declared" else FeatureSpec.named(name)
     builder = FeatureBuilder.from_frame(frame, spec, holiday_dates=["2017-08-11", "2017-05-24"])
     panel = panel_from_frame(frame)
     one_pass = builder.panel_features(panel).reshape(panel.n_series, len(panel.dates), -1)

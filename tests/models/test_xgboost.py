@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
 
-from retail_forecast.config import FeatureConfig, XGBoostConfig
+from retail_forecast.config import FEATURE_PRESETS, FeatureConfig, XGBoostConfig
 from retail_forecast.errors import ArtifactError, DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import panel_from_frame
 from retail_forecast.models.xgboost import XGBForecaster
@@ -60,7 +60,7 @@ def _xgb(
     config: XGBoostConfig, features: FeatureConfig | None = None, **kwargs: Any
 ) -> XGBForecaster:
     """The tests pin the seed's feature set unless they say otherwise (the default may change)."""
-    return XGBForecaster(config, features or FeatureConfig(feature_set="required"), **kwargs)
+    return XGBForecaster(config, features or FEATURE_PRESETS["required"], **kwargs)
 
 
 def _split(frame: pd.DataFrame, horizon: int = 16) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -312,7 +312,7 @@ def test_extended_feature_set_fits_predicts_and_keeps_its_holidays(tmp_path: Pat
             "transferred": [True, False],
         }
     )
-    model = _xgb(_config(), FeatureConfig(feature_set="extended"), holidays=holidays)
+    model = _xgb(_config(), FEATURE_PRESETS["extended"], holidays=holidays)
     out = model.fit(history).predict(history, future.drop(columns="sales"))
     assert model.builder_.spec.lookback == 56
     assert (out["sales"] >= 0).all()

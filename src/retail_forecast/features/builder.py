@@ -11,9 +11,9 @@ Training calls :meth:`FeatureBuilder.panel_features` (all days at once); the rec
 column is the previous day. Both run the same element-wise arithmetic in the same order, so
 their values are bit-identical (tested).
 
-Feature sets: "required" is the seed's 11 features. "extended" adds lags 2-6/21/28, rolling
-means 28/56, the mean of the same weekday over the last 4 and 8 weeks, day of month (paydays)
-and a national-holiday flag; it won the backtest (bench/RESULTS.md, backtest_xgboost).
+Which columns: a :class:`FeatureSpec`, the data of a ``FeatureConfig`` (lags, rolling means,
+seasonal means, date features), recorded in the bundle; config.py holds the defaults and the
+``FEATURE_PRESETS``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pydantic import ValidationError
 
+from retail_forecast.config import FEATURE_PRESETS, FeatureConfig
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.calendar import calendar_columns, extra_calendar_columns
 from retail_forecast.features.keys import family_positions
@@ -39,36 +41,48 @@ from retail_forecast.features.rolling import (
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
 CATEGORICAL = (STORE, FAMILY)
-CALENDAR = ("day_of_week", "month", "year")
+CALENDAR = ("day_of_week", "month", "year")  # a named-set spec's date features (from_dict)
 DAY_CALENDAR_CACHE = 4096
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Which lag, rolling and same-weekday features a named feature set holds."""
+    """The feature columns a :class:`FeatureConfig` declares, in matrix order (see there)."""
 
-    name: str
     lags: tuple[int, ...]
-    windows: tuple[int, ...]
-    dow_counts: tuple[int, ...] = ()
-    calendar_extras: tuple[str, ...] = ()  # "day_of_month", "is_national_holiday"
+    rolling_means: tuple[int, ...]
+    seasonal_means: tuple[int, ...]
+    date_features: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _validated(self.to_dict())
+
+    @classmethod
+    def from_config(cls, config: FeatureConfig) -> FeatureSpec:
+        return cls(config.lags, config.rolling_means, config.seasonal_means, config.date_features)
 
     @classmethod
     def named(cls, name: str) -> FeatureSpec:
-        if name not in FEATURE_SETS:
-            raise DataValidationError(f"unknown feature_set {name!r}; use {sorted(FEATURE_SETS)}")
-        return FEATURE_SETS[name]
+        """Return the spec of a ``FEATURE_PRESETS`` entry ("required": the seed's 11 features)."""
+        if name not in FEATURE_PRESETS:
+            raise DataValidationError(
+                f"unknown feature preset {name!r}; use {sorted(FEATURE_PRESETS)}"
+            )
+        return cls.from_config(FEATURE_PRESETS[name])
+
+    def to_config(self) -> FeatureConfig:
+        return _validated(self.to_dict())
 
     @property
     def numeric_names(self) -> list[str]:
         names = [f"lag_{lag}" for lag in self.lags]
-        names += [f"roll_{w}_mean" for w in self.windows]
-        names += [f"dow_mean_{n}" for n in self.dow_counts]
+        names += [f"roll_{w}_mean" for w in self.rolling_means]
+        names += [f"dow_mean_{n}" for n in self.seasonal_means]
         return names
 
     @property
     def feature_names(self) -> list[str]:
-        return [*self.numeric_names, *CALENDAR, *self.calendar_extras, PROMO, *CATEGORICAL]
+        return [*self.numeric_names, *self.date_features, PROMO, *CATEGORICAL]
 
     @property
     def feature_types(self) -> list[str]:
@@ -77,39 +91,45 @@ class FeatureSpec:
     @property
     def lookback(self) -> int:
         """Days of history the features of one day read (the longest lag or window)."""
-        spans = [*self.lags, *self.windows, *(7 * n for n in self.dow_counts)]
-        return max(spans)
+        return max([*self.lags, *self.rolling_means, *(7 * n for n in self.seasonal_means)])
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
             "lags": list(self.lags),
-            "windows": list(self.windows),
-            "dow_counts": list(self.dow_counts),
-            "calendar_extras": list(self.calendar_extras),
+            "rolling_means": list(self.rolling_means),
+            "seasonal_means": list(self.seasonal_means),
+            "date_features": list(self.date_features),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
-        return cls(
-            name=str(data["name"]),
-            lags=tuple(int(v) for v in data["lags"]),
-            windows=tuple(int(v) for v in data["windows"]),
-            dow_counts=tuple(int(v) for v in data["dow_counts"]),
-            calendar_extras=tuple(str(v) for v in data.get("calendar_extras", ())),
-        )
+        """Read :meth:`to_dict`, or the named-set form of earlier bundles (the same columns)."""
+        if "rolling_means" not in data and "windows" in data:
+            data = {
+                "lags": data["lags"],
+                "rolling_means": data["windows"],
+                "seasonal_means": data.get("dow_counts", ()),
+                "date_features": [*CALENDAR, *data.get("calendar_extras", ())],
+            }
+        return cls.from_config(_validated(data))
 
 
-FEATURE_SETS: dict[str, FeatureSpec] = {
-    "required": FeatureSpec("required", lags=(1, 7, 14), windows=(7, 14)),
-    "extended": FeatureSpec(
-        "extended",
-        lags=(1, 2, 3, 4, 5, 6, 7, 14, 21, 28),
-        windows=(7, 14, 28, 56),
-        dow_counts=(4, 8),
-        calendar_extras=("day_of_month", "is_national_holiday"),
-    ),
-}
+def _validated(data: dict[str, Any]) -> FeatureConfig:
+    """Check a spec by the settings' rules (lags >= 1, known date features, ...)."""
+    try:
+        return FeatureConfig.model_validate(data)
+    except ValidationError as exc:
+        raise DataValidationError(f"invalid feature spec: {_reasons(exc)}") from None
+
+
+def _reasons(exc: ValidationError) -> str:
+    """One line: each error's field (``lags.0``) and message."""
+    reasons = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = ".".join(str(part) for part in error["loc"])
+        reasons.append(f"{field}: {message}" if field else message)
+    return "; ".join(reasons)
 
 
 @dataclass(frozen=True)
@@ -217,13 +237,12 @@ class FeatureBuilder:
         return cls(spec, stores=stores, families=families, holiday_dates=holiday_dates)
 
     def _calendar(self, dates: pd.DatetimeIndex) -> dict[str, FloatArray]:
+        names = self.spec.date_features
         cols = calendar_columns(dates)
         cols.update(
-            extra_calendar_columns(
-                dates, holiday_dates=self.holiday_dates, names=list(self.spec.calendar_extras)
-            )
+            extra_calendar_columns(dates, holiday_dates=self.holiday_dates, names=list(names))
         )
-        return cols
+        return {name: cols[name] for name in names}
 
     def _day_calendar(self, date: pd.Timestamp) -> dict[str, FloatArray]:
         """Return the calendar columns of one date, memoised (serving repeats the same days)."""
@@ -260,10 +279,10 @@ class FeatureBuilder:
         cols: dict[str, FloatArray] = {}
         for lag in self.spec.lags:
             cols[f"lag_{lag}"] = shift_days(y, lag)[:, first_day:]
-        if self.spec.windows:
-            for window, values in rolling_means(y, self.spec.windows).items():
+        if self.spec.rolling_means:
+            for window, values in rolling_means(y, self.spec.rolling_means).items():
                 cols[f"roll_{window}_mean"] = values[:, first_day:]
-        for count in self.spec.dow_counts:
+        for count in self.spec.seasonal_means:
             cols[f"dow_mean_{count}"] = seasonal_mean(y, 7, count)[:, first_day:]
         for name, values in self._calendar(panel.dates[first_day:]).items():
             cols[name] = values[None, :]
@@ -290,11 +309,11 @@ class FeatureBuilder:
         cols: dict[str, FloatArray] = {}
         for lag in self.spec.lags:
             cols[f"lag_{lag}"] = recent[:, lag - 1]
-        if self.spec.windows:
-            for size, values in rolling_means_at(recent, self.spec.windows).items():
+        if self.spec.rolling_means:
+            for size, values in rolling_means_at(recent, self.spec.rolling_means).items():
                 cols[f"roll_{size}_mean"] = values
-        if self.spec.dow_counts:
-            for count, values in seasonal_means_at(recent, 7, self.spec.dow_counts).items():
+        if self.spec.seasonal_means:
+            for count, values in seasonal_means_at(recent, 7, self.spec.seasonal_means).items():
                 cols[f"dow_mean_{count}"] = values
         for name, values in self._day_calendar(date).items():
             cols[name] = values

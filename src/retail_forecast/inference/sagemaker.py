@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retail_forecast.artifacts import ModelBundle
 from retail_forecast.aws.env import resolve_aws_config
-from retail_forecast.config import AwsConfig, FeatureConfig, Settings, XGBoostConfig
+from retail_forecast.config import AwsConfig, Settings, XGBoostConfig
 from retail_forecast.errors import ArtifactError, ConfigError
 from retail_forecast.features.builder import FeatureBuilder
 from retail_forecast.inference.local import LocalPredictor, _open_store
@@ -109,8 +109,9 @@ def remote_xgboost(bundle: ModelBundle, invoker: EndpointInvoker, endpoint: str)
     meta = bundle.read_json(PREPROCESSOR_FILE.as_posix())
     if meta.get("format_version") != FORMAT_VERSION or meta.get("model_type") != "xgboost":
         raise ArtifactError(f"{bundle.path}: not an xgboost preprocessor v{FORMAT_VERSION}")
-    forecaster = XGBForecaster(XGBoostConfig(**meta["config"]), FeatureConfig(**meta["features"]))
-    forecaster.builder_ = FeatureBuilder.from_dict(meta["builder"])
+    builder = FeatureBuilder.from_dict(meta["builder"])
+    forecaster = XGBForecaster(XGBoostConfig(**meta["config"]), builder.spec.to_config())
+    forecaster.builder_ = builder
     forecaster.origin_ = pd.Timestamp(meta["origin"])
     forecaster.booster_ = RemoteBooster(invoker, endpoint)
     return forecaster

@@ -73,7 +73,7 @@ def window_features(
     *,
     start: pd.Timestamp | str | None = None,
     end: pd.Timestamp | str | None = None,
-    feature_set: str = "required",
+    preset: str = "required",
 ) -> pd.DataFrame:
     """Feature frame of the days ``start..end`` of a canonical sales frame (closed days dropped).
 
@@ -81,7 +81,7 @@ def window_features(
     the values the model sees; the days before ``start`` (up to the longest lag) are read as
     warm-up. Columns: date, store_nbr, family (str), the tabular features, sales, log_sales.
     """
-    spec = FeatureSpec.named(feature_set)
+    spec = FeatureSpec.named(preset)
     frame = sales
     first = pd.Timestamp(start) if start is not None else sales[DATE].min()
     last = pd.Timestamp(end) if end is not None else sales[DATE].max()

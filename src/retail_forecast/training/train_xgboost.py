@@ -50,7 +50,7 @@ def train(settings: Settings, argv: Sequence[str] | None = None) -> JobResult:
         save=model.save,
         metadata={
             "feature_names": model.builder_.feature_names,
-            "feature_set": model.features.feature_set,
+            "features": model.builder_.spec.to_dict(),
         },
         config={**sections, MODEL: config.model_dump(mode="json")},
         metrics=metrics,
