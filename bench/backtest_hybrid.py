@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backtest_xgboost import MLForecastPeer
 
 from retail_forecast.config import DataConfig, Settings
-from retail_forecast.pipeline.build_dataset import build_dataset
-from retail_forecast.pipeline.fit import model_factories, side_by_side_models
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.training.backtest import run_backtest, summary_table
+from retail_forecast.training.factories import model_factories, side_by_side_models
 from retail_forecast.training.heldout_blend import add_hybrid
 from retail_forecast.utils.log import configure_logging
 

@@ -14,7 +14,7 @@ def load_canonical(data_dir: Path) -> pd.DataFrame:
     """Prefer the data layer's build_dataset; else concatenate the parquet parts directly."""
     try:
         from retail_forecast.config import DataConfig
-        from retail_forecast.pipeline.build_dataset import build_dataset
+        from retail_forecast.data_processing.dataset import build_dataset
     except ImportError:
         return _from_parts(data_dir)
     return build_dataset(data_dir, DataConfig(data_dir=str(data_dir))).sales

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from retail_forecast.config import DataConfig
-from retail_forecast.pipeline.build_dataset import import_dataset
+from retail_forecast.pipeline.data_import import import_dataset
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "favorita-store-sales"
 

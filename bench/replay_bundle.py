@@ -33,6 +33,7 @@ from fastapi.testclient import TestClient
 
 from retail_forecast.app import create_app
 from retail_forecast.artifacts import ModelBundle
+from retail_forecast.bundle_contents import HISTORY_DAYS
 from retail_forecast.config import (
     ApiConfig,
     BacktestConfig,
@@ -42,10 +43,10 @@ from retail_forecast.config import (
     Settings,
     XGBoostConfig,
 )
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.models.hybrid import HybridForecaster
 from retail_forecast.monitoring.prediction_log import PredictionLog
-from retail_forecast.pipeline.build_dataset import build_dataset
-from retail_forecast.pipeline.fit import HISTORY_DAYS, train_bundle
+from retail_forecast.pipeline.fit import train_bundle
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
 
 DEFAULT_DATA = Path("../shared/data/favorita-store-sales")

@@ -1,10 +1,11 @@
 """SageMakerPredictor vs LocalPredictor on a real bundle, through boto3 and the local endpoint.
 
-Not a test. Starts ``retail-forecast serve-sagemaker`` (our container contract + the runtime
-path boto3 calls) in a subprocess on 127.0.0.1 over ``<artifacts>/current``, points a real boto3
-``sagemaker-runtime`` client at it, and forecasts the real test.csv rows (1,782 series x 16
-days) with both backends: wall time, InvokeEndpoint calls, body sizes, and the largest relative
-difference between the backends' forecasts. Also a few single-series requests.
+Not a test. Starts the SageMaker runtime stand-in (``tests/inference/sagemaker_runtime_server.py``:
+our container contract + the runtime path boto3 calls) in a subprocess on 127.0.0.1 over
+``<artifacts>/current``, points a real boto3 ``sagemaker-runtime`` client at it, and forecasts
+the real test.csv rows (1,782 series x 16 days) with both backends: wall time, InvokeEndpoint
+calls, body sizes, and the largest relative difference between the backends' forecasts. Also a
+few single-series requests.
 
     .venv/bin/python bench/sagemaker_local.py --artifacts /tmp/j/realrun/artifacts \
         --data-dir ../shared/data/favorita-store-sales
@@ -34,6 +35,10 @@ from retail_forecast.inference.local import LocalPredictor
 from retail_forecast.inference.sagemaker import SageMakerPredictor
 from retail_forecast.inference.sagemaker_runtime import make_runtime_client
 
+RUNTIME_STAND_IN = (
+    Path(__file__).resolve().parents[1] / "tests" / "inference" / "sagemaker_runtime_server.py"
+)
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -43,8 +48,8 @@ def free_port() -> int:
 
 def start_endpoint(artifacts: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "retail_forecast.cli", "serve-sagemaker", "--model-dir",
-         str(artifacts), "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, str(RUNTIME_STAND_IN), "--model-dir", str(artifacts),
+         "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

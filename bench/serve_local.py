@@ -33,13 +33,13 @@ import httpx
 import pandas as pd
 
 from retail_forecast.config import ApiConfig, Settings
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.inference.local import LocalPredictor
 from retail_forecast.inference.preprocess import (
     canonical_rows,
     history_from_snapshot,
     requested_series,
 )
-from retail_forecast.pipeline.build_dataset import build_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

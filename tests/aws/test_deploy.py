@@ -15,7 +15,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from retail_forecast.aws import workflows as commands
+from retail_forecast.aws import workflows
 from retail_forecast.aws.deploy import (
     DeployPlan,
     DeployRequest,
@@ -119,8 +119,8 @@ def test_deploy_sends_exactly_the_dry_run_requests(deploy_env: None, s3: Any, bu
     with Stubber(sagemaker) as stubber:
         _stub_plan(stubber, dry["requests"])  # validates each request against the model
         settings = Settings()
-        aws = commands.aws_settings(settings, bucket=bucket, prefix=None)
-        sent = commands.deploy(
+        aws = workflows.aws_settings(settings, bucket=bucket, prefix=None)
+        sent = workflows.deploy(
             settings, aws=aws, dry_run=False, stamp=STAMP, s3=s3, sagemaker=sagemaker
         )
         stubber.assert_no_pending_responses()

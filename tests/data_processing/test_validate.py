@@ -1,4 +1,4 @@
-"""Validation rules (RELIABILITY 20/21): every rule, its line, one pass, counts that add up."""
+"""Validation rules (promises 20 and 21): every rule, its line, one pass, counts that add up."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from retail_forecast.config import DataConfig
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.data_processing.validate import FAMILY_MIN_DATE_SHARE, family_domain
 from retail_forecast.errors import DataValidationError, MissingInputError
-from retail_forecast.pipeline.build_dataset import build_dataset
 
 LOOSE = DataConfig(max_quarantine_share=1.0, fail_on_key_rules=False)
 N_TRAIN = 96

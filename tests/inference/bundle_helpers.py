@@ -16,8 +16,8 @@ from retail_forecast.config import (
     Settings,
     XGBoostConfig,
 )
+from retail_forecast.data_processing.dataset import BuiltDataset, build_dataset
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
-from retail_forecast.pipeline.build_dataset import BuiltDataset, build_dataset
 from retail_forecast.pipeline.fit import train_bundle
 
 N_STORES, N_FAMILIES = 3, 4

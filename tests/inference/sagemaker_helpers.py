@@ -1,4 +1,4 @@
-"""SageMaker test helpers: a bundle without XGBoost, and the local runtime server in a thread."""
+"""SageMaker test helpers: a bundle without XGBoost, and the runtime stand-in in a thread."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import uvicorn
 from bundle_helpers import TinyBundle
+from sagemaker_runtime_server import RuntimeState, create_runtime_app
 
 from retail_forecast.artifacts import BundleWriter, ModelBundle
-from retail_forecast.inference.sagemaker_server import create_server_app
 
 LSTM_FILES = ("preprocessor_nn.json", "lstm/weights.safetensors", "history.parquet")
 
@@ -56,10 +56,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def runtime_server(model_dir: Path, endpoints: Mapping[str, Path]) -> Iterator[tuple[str, Any]]:
-    """uvicorn on 127.0.0.1:<free port> in a thread; yields (base URL, ServerState) when up."""
+def runtime_server(
+    model_dir: Path, endpoints: Mapping[str, Path]
+) -> Iterator[tuple[str, RuntimeState]]:
+    """The runtime stand-in (uvicorn on 127.0.0.1:<free port>) in a thread.
+
+    Yields (base URL, RuntimeState) once ``/ping`` answers 200.
+    """
     port = free_port()
-    app = create_server_app(model_dir, endpoints=endpoints)
+    app = create_runtime_app(model_dir, endpoints=endpoints)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -80,9 +85,9 @@ def runtime_server(model_dir: Path, endpoints: Mapping[str, Path]) -> Iterator[t
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the local SageMaker server did not start")
+                raise RuntimeError("the SageMaker runtime stand-in did not start")
             time.sleep(0.05)
-        yield url, app.state.server
+        yield url, app.state.container
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -1,4 +1,4 @@
-"""The SageMaker hosting handler and the container server over a real tiny bundle."""
+"""The SageMaker hosting handler, the container app and the runtime stand-in over a tiny bundle."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 from bundle_helpers import TinyBundle
 from sagemaker_helpers import lstm_only_bundle
+from sagemaker_runtime_server import create_runtime_app
 from starlette.testclient import TestClient
 
 from retail_forecast.artifacts import resolve_current
 from retail_forecast.errors import ArtifactError
 from retail_forecast.features.builder import panel_from_frame
+from retail_forecast.inference.container import create_container_app
 from retail_forecast.inference.handler import (
     HandlerInputError,
     HostedModel,
@@ -25,7 +27,6 @@ from retail_forecast.inference.handler import (
     output_fn,
     predict_fn,
 )
-from retail_forecast.inference.sagemaker_server import create_server_app
 from retail_forecast.models.lstm import LSTMForecaster
 from retail_forecast.models.xgboost import XGBForecaster
 
@@ -148,7 +149,7 @@ def test_a_bundle_without_xgboost_refuses_csv(tiny_bundle: TinyBundle, tmp_path:
 
 def test_container_contract_ping_and_invocations(tiny_bundle: TinyBundle) -> None:
     rows = feature_rows(tiny_bundle)
-    app = create_server_app(tiny_bundle.artifacts)
+    app = create_container_app(tiny_bundle.artifacts)
     with TestClient(app) as client:
         assert client.get("/ping").status_code == 200
         ok = client.post(
@@ -162,10 +163,17 @@ def test_container_contract_ping_and_invocations(tiny_bundle: TinyBundle) -> Non
         assert "columns" in bad.text
         media = client.post("/invocations", content=b"x", headers={"content-type": "image/png"})
         assert media.status_code == 415
+        # the runtime's InvokeEndpoint path is AWS's, not the container's (the stand-in's only)
+        runtime = client.post(
+            "/endpoints/xgb/invocations",
+            content=csv_body(rows),
+            headers={"content-type": "text/csv"},
+        )
+        assert runtime.status_code == 404
 
 
 def test_runtime_path_maps_model_failures_to_model_error(tiny_bundle: TinyBundle) -> None:
-    app = create_server_app(tiny_bundle.artifacts, endpoints={"xgb": tiny_bundle.artifacts})
+    app = create_runtime_app(tiny_bundle.artifacts, endpoints={"xgb": tiny_bundle.artifacts})
     with TestClient(app) as client:
         bad = client.post(
             "/endpoints/xgb/invocations", content=b"1,2\n", headers={"content-type": "text/csv"}

@@ -1,7 +1,8 @@
 """SageMaker backend end to end: API -> boto3 sagemaker-runtime -> HTTP -> handler -> bundle.
 
-The endpoint is our own container server (uvicorn on 127.0.0.1) answering the path boto3's
-InvokeEndpoint calls; nothing of ours is mocked. Promises 28 and 29 are also checked with
+The endpoint is the runtime stand-in (``sagemaker_runtime_server``: uvicorn on 127.0.0.1)
+answering the path boto3's InvokeEndpoint calls with our container's handler; nothing of ours is
+mocked. Promises 28 and 29 are also checked with
 botocore's Stubber against the real sagemaker-runtime service model.
 """
 
@@ -21,6 +22,7 @@ from botocore.stub import Stubber
 from bundle_helpers import TinyBundle
 from fastapi.testclient import TestClient
 from sagemaker_helpers import blended_bundle, lstm_only_bundle, runtime_server
+from sagemaker_runtime_server import RuntimeState
 
 from retail_forecast.app import create_app
 from retail_forecast.aws.env import AwsEnvSettings
@@ -55,7 +57,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def endpoint(
     tiny_bundle: TinyBundle, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Any]]:
+) -> Iterator[tuple[str, RuntimeState]]:
     broken = lstm_only_bundle(tiny_bundle, tmp_path_factory.mktemp("lstm-only"))
     endpoints = {XGB: tiny_bundle.artifacts, LSTM: tiny_bundle.artifacts, BROKEN: broken}
     with runtime_server(tiny_bundle.artifacts, endpoints) as served:
@@ -118,7 +120,7 @@ def test_backend_is_chosen_by_the_plain_env_name(
 @pytest.mark.integration
 def test_sagemaker_backend_equals_the_local_backend(
     tiny_bundle: TinyBundle,
-    endpoint: tuple[str, Any],
+    endpoint: tuple[str, RuntimeState],
     blended: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -138,7 +140,7 @@ def test_sagemaker_backend_equals_the_local_backend(
 @pytest.mark.integration
 def test_model_error_becomes_502_with_the_endpoint_message(
     tiny_bundle: TinyBundle,
-    endpoint: tuple[str, Any],
+    endpoint: tuple[str, RuntimeState],
     blended: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -161,7 +163,7 @@ def test_model_error_becomes_502_with_the_endpoint_message(
 
 @pytest.mark.integration
 def test_oversized_batches_are_chunked_in_order(
-    tiny_bundle: TinyBundle, endpoint: tuple[str, Any], blended: Path, tmp_path: Path
+    tiny_bundle: TinyBundle, endpoint: tuple[str, RuntimeState], blended: Path, tmp_path: Path
 ) -> None:
     url, _ = endpoint
     budget = 12_000

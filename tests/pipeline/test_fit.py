@@ -10,13 +10,15 @@ import pandas as pd
 import pytest
 
 from retail_forecast.artifacts import ModelBundle, resolve_current
+from retail_forecast.bundle_contents import HISTORY_FILE
 from retail_forecast.config import DataConfig, Settings
+from retail_forecast.data_processing.dataset import BuiltDataset, build_dataset
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
 from retail_forecast.errors import ArtifactError
 from retail_forecast.models.hybrid import HybridForecaster
-from retail_forecast.pipeline.build_dataset import BuiltDataset, build_dataset
-from retail_forecast.pipeline.fit import HISTORY_FILE, TrainResult, model_factories, train_bundle
+from retail_forecast.pipeline.fit import TrainResult, train_bundle
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
+from retail_forecast.training.factories import model_factories
 
 TINY = {
     "xgboost": {"n_estimators": 40, "early_stopping_rounds": 10, "nthread": 1},

@@ -114,7 +114,7 @@ def test_too_short_history_is_refused() -> None:
 @pytest.mark.slow
 def test_baselines_on_the_real_main_fold(favorita_dir: Any) -> None:
     from retail_forecast.config import DataConfig
-    from retail_forecast.pipeline.build_dataset import build_dataset
+    from retail_forecast.data_processing.dataset import build_dataset
 
     sales = build_dataset(favorita_dir, DataConfig(data_dir=str(favorita_dir))).sales
     result = run_backtest(sales, {}, folds=1)

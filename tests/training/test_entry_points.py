@@ -15,12 +15,12 @@ import pytest
 
 from retail_forecast.artifacts import ModelBundle
 from retail_forecast.config import DataConfig, XGBoostConfig
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
 from retail_forecast.errors import ConfigError
 from retail_forecast.inference.handler import model_fn
 from retail_forecast.models.lstm import LSTMForecaster
 from retail_forecast.models.xgboost import XGBForecaster
-from retail_forecast.pipeline.build_dataset import build_dataset
 from retail_forecast.schema import DATE
 from retail_forecast.training import train_lstm, train_xgboost
 from retail_forecast.training.job import JobSettings, parse_args, write_failure

@@ -7,7 +7,7 @@ Layout under ``s3://<bucket>/<prefix>/``::
                                      tarball); a version without it does not exist for readers
     models/current                   text naming the serving version, written after the manifest
 
-Readers resolve a version only through its manifest (RELIABILITY.md promise 22), check the
+Readers resolve a version only through its manifest (docs/RELIABILITY.md, promise 22), check the
 tarball's sha256 against it, extract safely and run :func:`verify_bundle` before anything loads.
 """
 

@@ -1,4 +1,4 @@
-"""``retail-forecast aws``: a thin Typer layer over ``retail_forecast.aws.workflows``."""
+"""``retail-forecast aws upload | deploy``: the CLI layer; the work is ``aws.workflows``."""
 
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ def aws_upload(
     ] = None,
 ) -> None:
     """Upload train.csv/test.csv and the current bundle as model.tar.gz, manifests last."""
-    from retail_forecast.aws import workflows as commands
+    from retail_forecast.aws import workflows
 
     settings = load_settings(json_output=True)
-    aws = commands.aws_settings(settings, bucket=bucket, prefix=prefix)
-    print_json(commands.upload(settings, aws=aws, artifacts=artifacts, data_dir=data_dir))
+    aws = workflows.aws_settings(settings, bucket=bucket, prefix=prefix)
+    print_json(workflows.upload(settings, aws=aws, artifacts=artifacts, data_dir=data_dir))
 
 
 @app.command("deploy")
@@ -46,8 +46,8 @@ def aws_deploy(
     ] = None,
 ) -> None:
     """Create the SageMaker training jobs, models, endpoint configs and endpoints."""
-    from retail_forecast.aws import workflows as commands
+    from retail_forecast.aws import workflows
 
     settings = load_settings(json_output=True)
-    aws = commands.aws_settings(settings, bucket=bucket, prefix=prefix)
-    print_json(commands.deploy(settings, aws=aws, dry_run=dry_run, stamp=stamp))
+    aws = workflows.aws_settings(settings, bucket=bucket, prefix=prefix)
+    print_json(workflows.deploy(settings, aws=aws, dry_run=dry_run, stamp=stamp))

@@ -56,7 +56,7 @@ def data_validate(
     """Validate every rule in one pass; exit 0 when the data is usable, 2 when it is not."""
     from rich.table import Table
 
-    from retail_forecast.pipeline.build_dataset import build_dataset, summary_rows
+    from retail_forecast.data_processing.dataset import build_dataset, summary_rows
 
     settings = load_settings(json_output=json_output)
     try:
@@ -86,7 +86,8 @@ def data_import(
     """Validate, quarantine bad rows, complete the panel and write data/processed/sales.parquet."""
     from rich.table import Table
 
-    from retail_forecast.pipeline.build_dataset import import_dataset, summary_rows
+    from retail_forecast.data_processing.dataset import summary_rows
+    from retail_forecast.pipeline.data_import import import_dataset
 
     settings = load_settings()
     try:

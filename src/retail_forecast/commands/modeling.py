@@ -40,9 +40,9 @@ def backtest(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Rolling-origin backtest (refit per fold) of the models next to the four baselines."""
-    from retail_forecast.pipeline.build_dataset import build_dataset
-    from retail_forecast.pipeline.fit import model_factories, side_by_side_models
+    from retail_forecast.data_processing.dataset import build_dataset
     from retail_forecast.training.backtest import run_backtest, summary_table
+    from retail_forecast.training.factories import model_factories, side_by_side_models
     from retail_forecast.training.heldout_blend import add_hybrid
 
     settings = load_settings(json_output=json_output)
@@ -91,7 +91,7 @@ def _resolve_data_dir(data_dir: str | None, settings: Settings) -> str:
 
 
 def _train(data_dir: str | None, out: Path | None, settings: Settings) -> Any:
-    from retail_forecast.pipeline.build_dataset import import_dataset
+    from retail_forecast.pipeline.data_import import import_dataset
     from retail_forecast.pipeline.fit import train_bundle
     from retail_forecast.training.backtest import summary_table
 

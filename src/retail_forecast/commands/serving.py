@@ -95,7 +95,7 @@ def serve_api(
         api.workers,
     )
     # uvicorn drains on SIGTERM, then re-raises the signal to the handler that was installed
-    # before it ran; a no-op one here makes a drained shutdown exit 0 (RELIABILITY promise 2).
+    # before it ran; a no-op one here makes a drained shutdown exit 0 (promise 2).
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     if api.workers > 1 and reuse_port_supported():
         ReusePortMultiprocess(config).run()
@@ -116,8 +116,8 @@ def serve_sagemaker(
     """Serve the SageMaker container contract (GET /ping, POST /invocations) with uvicorn."""
     import uvicorn
 
-    from retail_forecast.inference.sagemaker_server import create_server_app
+    from retail_forecast.inference.container import create_container_app
 
     load_settings()  # configures logging
     logger.info("serving sagemaker contract model_dir=%s on %s:%d", model_dir, host, port)
-    uvicorn.run(create_server_app(model_dir), host=host, port=port, log_config=None)
+    uvicorn.run(create_container_app(model_dir), host=host, port=port, log_config=None)

@@ -19,8 +19,9 @@ Wire formats (what :mod:`retail_forecast.inference.sagemaker` sends and reads ba
     ``LSTMForecaster.build_inputs``. The answer is ``{"predictions": [batch][16]}``: SCALED
     outputs (``(log1p(sales) - mean) / std`` per series); the client unscales them.
 
-Any problem with a request raises :class:`HandlerInputError` (a ``ValueError``);
-``serve-sagemaker`` answers it with 4xx, which SageMaker's runtime turns into ``ModelError``.
+Any problem with a request raises :class:`HandlerInputError` (a ``ValueError``); the container
+(:mod:`retail_forecast.inference.container`, run by ``serve-sagemaker``) answers it with 4xx,
+which SageMaker's runtime turns into ``ModelError``.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def model_fn(model_dir: str | Path) -> HostedModel:
         names = tuple(str(n) for n in prep["builder"]["feature_names"])
         booster = xgb.Booster()
         booster.load_model(bytearray(bundle.read_bytes(MODEL_FILE.as_posix())))
-        booster.set_param({"nthread": 1})  # DESIGN.md 5: concurrency from workers
+        booster.set_param({"nthread": 1})  # docs/DESIGN.md, section 5: concurrency from workers
     lstm = None
     if bundle.has(WEIGHTS_FILE) and bundle.has(NN_PREPROCESSOR):
         lstm = LSTMForecaster.load(bundle.path)

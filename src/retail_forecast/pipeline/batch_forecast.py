@@ -16,10 +16,10 @@ import pandas as pd
 
 from retail_forecast.artifacts import ModelBundle
 from retail_forecast.config import Settings
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.errors import DataValidationError, MissingInputError
 from retail_forecast.inference.local import LocalPredictor
-from retail_forecast.inference.postprocess import submission
-from retail_forecast.pipeline.build_dataset import build_dataset
+from retail_forecast.inference.postprocess import MODEL, checked_frame, submission
 from retail_forecast.schema import DATE, ID, TARGET
 from retail_forecast.utils.io import write_bytes_atomic
 
@@ -45,9 +45,10 @@ def forecast_test(
     if ID not in built.test.columns:
         raise DataValidationError(f"{data_dir}: test.csv has no id column")
     bundle = ModelBundle.open_current(artifacts or settings.artifacts_dir)
-    predictor = LocalPredictor.from_bundle(bundle, batch_threads=settings.api.batch_threads)
+    predictor = LocalPredictor.from_bundle(bundle, xgboost_threads=settings.api.xgboost_threads)
     end = pd.Timestamp(built.sales[DATE].max())
     rows = predictor.predict_from(built.sales, built.test)
+    rows[TARGET], rows[MODEL] = checked_frame(rows, len(rows))
     logger.info(
         "batch forecast rows=%d version=%s history_end=%s", len(rows), bundle.version, end.date()
     )

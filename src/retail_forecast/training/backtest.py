@@ -1,6 +1,6 @@
 """Rolling-origin evaluation: refit per fold, forecast 16 days, score models and baselines.
 
-Windows (DESIGN.md section 2): the last fold starts ``horizon`` days before the data end
+Windows (docs/DESIGN.md, section 2): the last fold starts ``horizon`` days before the data end
 (2017-07-31 on the real data), earlier folds start ``step`` days apart before it. Each model is
 refitted on the data before its window and forecasts it with the window's onpromotion (a
 known-future covariate). RMSLE covers every row of a window; closed days (Dec 25, filled rows)

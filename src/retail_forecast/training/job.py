@@ -40,13 +40,13 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from retail_forecast.artifacts import BundleWriter
+from retail_forecast.bundle_contents import serving_metadata, write_history_tail
 from retail_forecast.config import DataConfig, Settings
+from retail_forecast.data_processing.dataset import BuiltDataset, build_dataset
 from retail_forecast.errors import ArtifactError, ConfigError, DataValidationError
-from retail_forecast.pipeline.build_dataset import BuiltDataset, build_dataset
-from retail_forecast.pipeline.fit import HISTORY_DAYS, HISTORY_FILE, serving_domain
 from retail_forecast.schema import DATE, HORIZON, TARGET
 from retail_forecast.training.metrics import rmsle
-from retail_forecast.utils.io import write_json_atomic, write_parquet_atomic
+from retail_forecast.utils.io import write_json_atomic
 from retail_forecast.utils.log import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -181,18 +181,7 @@ def publish(
 ) -> JobResult:
     """Write the model's files, the history tail and the manifest under ``job.model_dir``."""
     sales = dataset.sales
-    meta = {
-        "model_type": model_type,
-        "train_window": {
-            "start": str(sales[DATE].min().date()),
-            "end": str(sales[DATE].max().date()),
-        },
-        "horizon": HORIZON,
-        "domain": serving_domain(sales),
-        "history_file": HISTORY_FILE,
-        "metrics": metrics,
-        **metadata,
-    }
+    meta = {"model_type": model_type, **serving_metadata(sales), "metrics": metrics, **metadata}
     with BundleWriter(
         job.model_dir,
         fingerprint=dataset.fingerprint,
@@ -201,8 +190,7 @@ def publish(
         metrics=metrics,
     ) as writer:
         save(writer.directory)
-        tail = sales[sales[DATE] > sales[DATE].max() - pd.Timedelta(days=HISTORY_DAYS)]
-        write_parquet_atomic(writer.directory / HISTORY_FILE, tail.reset_index(drop=True))
+        write_history_tail(writer.directory, sales)
     if writer.version is None or writer.path is None:
         raise ArtifactError(f"{job.model_dir}: the bundle was not published")
     job.output_data_dir.mkdir(parents=True, exist_ok=True)

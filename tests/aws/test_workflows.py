@@ -16,8 +16,9 @@ from retail_forecast.aws.datasets import localize_data_dir
 from retail_forecast.aws.s3 import localize_artifacts
 from retail_forecast.cli import app
 from retail_forecast.config import AwsConfig, DataConfig
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.errors import ConfigError
-from retail_forecast.pipeline.build_dataset import build_dataset, import_dataset
+from retail_forecast.pipeline.data_import import import_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

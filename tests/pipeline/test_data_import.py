@@ -14,12 +14,7 @@ from typer.testing import CliRunner
 from retail_forecast.cli import app
 from retail_forecast.config import DataConfig
 from retail_forecast.errors import DataValidationError
-from retail_forecast.pipeline.build_dataset import (
-    build_dataset,
-    import_dataset,
-    load_processed,
-    run_id_for,
-)
+from retail_forecast.pipeline.data_import import import_dataset, load_processed, run_id_for
 from retail_forecast.utils.io import sha256_file
 
 
@@ -49,13 +44,6 @@ def test_import_writes_processed_and_load_round_trips(tiny_kaggle, config: DataC
     assert summary["content"]["fingerprint"] == built.fingerprint
     assert summary["content"]["report"]["rows_kept"] == 96
     assert not config.quarantine_dir.exists()  # nothing quarantined, nothing written
-
-
-def test_build_dataset_writes_nothing(tiny_kaggle, config: DataConfig, tmp_path: Path) -> None:
-    data_dir = tiny_kaggle.write()
-    before = sorted(tmp_path.rglob("*"))
-    build_dataset(data_dir, config)
-    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_p23_reimport_same_input_rewrites_nothing(

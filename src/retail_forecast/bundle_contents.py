@@ -1,0 +1,54 @@
+"""What every bundle carries for serving: the history tail and the serving metadata.
+
+Both writers of bundles (``pipeline.fit.train_bundle`` and the SageMaker training scripts in
+``training/``) record the same serving contents, so a served bundle answers the same way
+whichever wrote it: ``history.parquet`` (the last :data:`HISTORY_DAYS` days of every series)
+and, in the manifest's metadata, the train window, the horizon, the request domain and the
+history file's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+
+from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE
+from retail_forecast.utils.io import write_parquet_atomic
+
+HISTORY_FILE: Final = "history.parquet"
+HISTORY_DAYS: Final = 120  # what serving keeps per series: >= every model's lookback + margin
+
+
+def serving_domain(sales: pd.DataFrame) -> dict[str, Any]:
+    """Return what requests may ask for, recorded in the manifest (promise 19)."""
+    return {
+        "stores": sorted(int(s) for s in sales[STORE].unique()),
+        "families": sorted(str(f) for f in sales[FAMILY].unique()),
+        "history_start": str(sales[DATE].min().date()),
+        "history_end": str(sales[DATE].max().date()),
+        "horizon": HORIZON,
+        "onpromotion_max": int(sales[PROMO].max()),
+    }
+
+
+def serving_metadata(sales: pd.DataFrame) -> dict[str, Any]:
+    """Return the manifest metadata serving reads: train window, horizon, domain, history file."""
+    return {
+        "train_window": {
+            "start": str(sales[DATE].min().date()),
+            "end": str(sales[DATE].max().date()),
+        },
+        "horizon": HORIZON,
+        "domain": serving_domain(sales),
+        "history_file": HISTORY_FILE,
+    }
+
+
+def write_history_tail(directory: Path, sales: pd.DataFrame) -> Path:
+    """Write the last :data:`HISTORY_DAYS` days of ``sales`` as ``directory/HISTORY_FILE``."""
+    tail = sales[sales[DATE] > sales[DATE].max() - pd.Timedelta(days=HISTORY_DAYS)]
+    path = directory / HISTORY_FILE
+    write_parquet_atomic(path, tail.reset_index(drop=True))
+    return path
