@@ -21,7 +21,7 @@ import pandas as pd
 
 from retail_forecast.artifacts import BundleWriter, verify_bundle
 from retail_forecast.schema import CANONICAL_COLUMNS, DATE, FAMILY, SORT_KEYS
-from retail_forecast.storage.history import HistoryStore
+from retail_forecast.storage import HistoryStore
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "favorita-store-sales"
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sqlite3
 from pathlib import Path
@@ -8,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from retail_forecast.errors import DataValidationError
+from retail_forecast.cli import app
 from retail_forecast.monitoring.prediction_log import PredictionLog
 
 ORIGIN = pd.Timestamp("2017-07-30")
@@ -69,42 +71,19 @@ def test_actuals_before_predictions_also_join(log: PredictionLog) -> None:
     assert len(log.joined()) == 3 * 12
 
 
-def test_duplicate_actuals_are_idempotent_and_corrections_replace(log: PredictionLog) -> None:
+def test_a_conflicting_actual_leaves_the_scored_value(log: PredictionLog) -> None:
+    """The conflict policy: accuracy keeps scoring with the actual stored first."""
     log.log_predictions(forecast_rows(), model_version="v1")
     day = pd.DatetimeIndex([ORIGIN + pd.Timedelta(days=1)])
-    first = log.ingest_actuals(actual_rows(day, value=10.0))
-    again = log.ingest_actuals(actual_rows(day, value=10.0))
-    assert (first.inserted, first.unchanged) == (12, 0)
-    assert (again.inserted, again.unchanged, again.revised) == (0, 12, 0)
-    assert log.accuracy(by=None)["rmsle"].iloc[0] == 0.0
-    fixed = actual_rows(day, value=10.0)
-    fixed.loc[0, "sales"] = 30.0  # a correction for one series
-    revised = log.ingest_actuals(fixed)
-    assert (revised.inserted, revised.unchanged, revised.revised) == (0, 11, 1)
+    assert log.ingest_actuals(actual_rows(day, value=10.0)).inserted == 12
+    changed = actual_rows(day, value=10.0)
+    changed.loc[0, "sales"] = 30.0
+    result = log.ingest_actuals(changed)
+    assert (result.inserted, result.unchanged, result.conflicts) == (0, 11, 1)
     joined = log.joined()
-    assert len(joined) == 12  # replaced, not duplicated
-    assert joined["actual"].max() == 30.0
-    with sqlite3.connect(log.db_path) as conn:
-        assert conn.execute("SELECT SUM(revisions) FROM actuals").fetchone()[0] == 1
-
-
-def test_duplicates_within_a_batch_last_wins_and_bad_rows_rejected(log: PredictionLog) -> None:
-    day = pd.DatetimeIndex([ORIGIN + pd.Timedelta(days=1)])
-    rows = pd.concat([actual_rows(day, value=5.0), actual_rows(day, value=7.0)])
-    bad = pd.DataFrame(
-        {
-            "date": ["2017-08-01", "not a date"],
-            "store_nbr": [1, 1],
-            "family": ["BEVERAGES"] * 2,
-            "sales": [-1.0, 3.0],
-        }
-    )
-    result = log.ingest_actuals(pd.concat([rows, bad]))
-    assert (result.received, result.inserted, result.rejected) == (26, 12, 2)
-    log.log_predictions(forecast_rows(), model_version="v1")
-    assert set(log.joined()["actual"]) == {7.0}
-    with pytest.raises(DataValidationError):
-        log.ingest_actuals(rows.drop(columns=["sales"]))
+    assert len(joined) == 12
+    assert set(joined["actual"]) == {10.0}
+    assert log.accuracy(by=None)["rmsle"].iloc[0] == 0.0
 
 
 def test_repeated_prediction_keeps_one_row_per_key(log: PredictionLog) -> None:
@@ -220,3 +199,38 @@ def test_p26_log_predictions_with_bad_rows_returns_false(log: PredictionLog) -> 
     rows = forecast_rows()
     rows.loc[0, "sales"] = np.nan
     assert log.log_predictions(rows, model_version="v1") is False
+
+
+def test_cli_ingest_actuals_names_conflicts_keeps_stored_values_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env from the checkout
+    monkeypatch.setenv("RF_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("RF_MONITORING__DB_PATH", str(tmp_path / "monitoring.sqlite"))
+    first_day, next_day = ORIGIN + pd.Timedelta(days=1), ORIGIN + pd.Timedelta(days=2)
+    csv = tmp_path / "actuals.csv"
+    actual_rows(pd.DatetimeIndex([first_day]), value=10.0).to_csv(csv, index=False)
+    runner = CliRunner()
+    ingest = ["monitor", "ingest-actuals", "--file", str(csv)]
+    first = runner.invoke(app, ingest)
+    assert first.exit_code == 0, first.output
+    assert "inserted 12, unchanged 0, conflicts 0" in first.output
+    changed = actual_rows(pd.DatetimeIndex([first_day, next_day]), value=10.0)
+    changed.loc[(changed["store_nbr"] == 2) & (changed["family"] == "BEVERAGES"), "sales"] = 12.5
+    changed.to_csv(csv, index=False)
+    second = runner.invoke(app, [*ingest, "--json"])
+    assert second.exit_code == 1
+    body = json.loads(second.stdout)
+    assert (body["inserted"], body["unchanged"], body["conflicts"]) == (12, 11, 1)
+    assert body["conflict_examples"] == [
+        "2017-07-31 store_nbr=2 family='BEVERAGES': recorded sales=10, received sales=12.5"
+    ]
+    assert "1 actuals contradict recorded values; the stored values are kept" in second.stderr
+    assert "store_nbr=2 family='BEVERAGES'" in second.stderr
+    assert "never replaced" in second.stderr  # and what to do instead
+    stored = PredictionLog(tmp_path / "monitoring.sqlite")
+    with sqlite3.connect(stored.db_path) as conn:
+        kept = conn.execute(
+            "SELECT sales FROM actuals WHERE store_nbr = 2 AND family = 'BEVERAGES' ORDER BY date"
+        ).fetchall()
+    assert kept == [(10.0,), (12.5,)]  # the stored day kept its value; the new day was stored

@@ -18,7 +18,7 @@ from retail_forecast.errors import (
     UnknownSeriesError,
 )
 from retail_forecast.schema import CANONICAL_COLUMNS, DATE, FAMILY, PROMO, STORE, TARGET
-from retail_forecast.storage.history import HistoryStore
+from retail_forecast.storage import HistoryStore
 
 FAMILIES = ["AUTOMOTIVE", "BEVERAGES", "PRODUCE"]  # PRODUCE: a category without rows here
 KEPT_FAMILIES = FAMILIES[:2]

@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.schema import DATE
+from retail_forecast.storage import prediction_log_db as _log
 
 logger = logging.getLogger(__name__)
 
-PREDICTION, ACTUAL, MODEL, HORIZON_DAY = "prediction", "actual", "model", "horizon_day"
+PREDICTION, ACTUAL, MODEL, HORIZON_DAY = _log.PREDICTION, _log.ACTUAL, _log.MODEL, _log.HORIZON_DAY
 OK, DEGRADED, INSUFFICIENT, NO_BASELINE = "ok", "degraded", "insufficient_data", "no_baseline"
 UNAVAILABLE = "unavailable"
 FALLBACK_MODELS = ("hybrid", "xgboost", "lstm")

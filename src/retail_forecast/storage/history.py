@@ -9,9 +9,10 @@ Rules:
   date from ``history_end + 1`` to ``d`` already has rows or is in the same call; 25 December
   is the exception, it is filled as closed (sales 0, onpromotion 0, ``is_closed``) once a later
   date arrives, as the data layer does for the training history.
-- Re-sending a known row is a no-op (values equal within 1e-9); a different value for a known
-  ``(date, store_nbr, family)`` raises ConflictError and nothing of that call is applied. Rows
-  older than the window cannot be checked and are skipped (counted in ``n_too_old``).
+- Known rows follow the package's conflict policy (``retail_forecast.storage``): re-sending one
+  is a no-op; a different value for a known ``(date, store_nbr, family)`` raises ConflictError
+  and nothing of that call is applied. Rows older than the window cannot be checked and are
+  skipped (counted in ``n_too_old``).
 - Each call is one SQLite transaction (WAL mode, ``synchronous=FULL``); the in-memory snapshot
   is replaced only after the commit. Readers take :meth:`HistoryStore.snapshot`, an immutable
   view that never mixes two states; mutation is serialized by a lock.
@@ -39,7 +40,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.errors import DataValidationError, ForecastError
-from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET, SeriesKey
 from retail_forecast.storage.history_db import (
     ObsRow,
     StoredState,
@@ -53,7 +54,6 @@ from retail_forecast.storage.history_rows import (
     DAY,
     Batch,
     PendingDay,
-    Series,
     Window,
     check_contiguous,
     complete_days,
@@ -73,14 +73,14 @@ _T = TypeVar("_T", bound=np.generic)
 class HistorySnapshot:
     """A consistent read-only view: arrays ``[n_series, len(dates)]`` aligned with ``dates``."""
 
-    series: tuple[Series, ...]
+    series: tuple[SeriesKey, ...]
     families: tuple[str, ...]
     dates: npt.NDArray[np.datetime64]
     sales: npt.NDArray[np.float64]
     onpromotion: npt.NDArray[np.int64]
     is_closed: npt.NDArray[np.bool_]
     pending: Mapping[np.datetime64, PendingDay]
-    index: Mapping[Series, int]
+    index: Mapping[SeriesKey, int]
 
     @property
     def history_end(self) -> pd.Timestamp:
@@ -236,7 +236,7 @@ class HistoryStore:
         return self.snapshot().history_end
 
     @property
-    def series(self) -> list[Series]:
+    def series(self) -> list[SeriesKey]:
         return list(self.snapshot().series)
 
     def to_frame(self) -> pd.DataFrame:

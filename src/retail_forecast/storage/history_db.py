@@ -12,10 +12,10 @@ from typing import Any, Final
 import numpy as np
 
 from retail_forecast.errors import ForecastError
+from retail_forecast.schema import SeriesKey
 from retail_forecast.storage.history_rows import (
     Batch,
     PendingDay,
-    Series,
     Window,
     rows_to_state,
 )
@@ -37,7 +37,7 @@ ObsRow = tuple[str, int, float, int, int]
 class StoredState:
     """Everything a store database holds."""
 
-    series: tuple[Series, ...]
+    series: tuple[SeriesKey, ...]
     families: tuple[str, ...]
     window: Window
     pending: dict[np.datetime64, PendingDay]

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import is_closed_date
 from retail_forecast.errors import (
     ConflictError,
     DataValidationError,
@@ -25,22 +26,23 @@ from retail_forecast.schema import (
     SORT_KEYS,
     STORE,
     TARGET,
+    SeriesKey,
+)
+from retail_forecast.storage.conflict_policy import (
+    agrees,
+    conflict_message,
+    describe_conflict,
+    disagreeing_repeats,
 )
 
 DAY: Final = np.timedelta64(1, "D")
 ACTUAL_COLUMNS: Final = (DATE, STORE, FAMILY, TARGET, PROMO)
 MAX_LISTED: Final = 20
-TOLERANCE: Final = 1e-9
 
-Series = tuple[int, str]
 Dates = npt.NDArray[np.datetime64]
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
-
-
-def is_christmas(day: np.datetime64) -> bool:
-    return str(day)[5:10] == "12-25"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +125,7 @@ def _check_values(sales: Floats, promo: npt.NDArray[np.float64], what: str) -> N
 
 def frame_to_window(
     sales: pd.DataFrame, *, n_days: int
-) -> tuple[tuple[Series, ...], tuple[str, ...], Window]:
+) -> tuple[tuple[SeriesKey, ...], tuple[str, ...], Window]:
     """Series, family categories and the last ``n_days`` of a canonical sales frame."""
     _check_columns(sales, CANONICAL_COLUMNS)
     if sales.empty:
@@ -187,7 +189,7 @@ def _parse_columns(rows: pd.DataFrame) -> tuple[Dates, Ints, Floats, Ints]:
     return day, stores.astype(np.int64), sales, promo.astype(np.int64)
 
 
-def normalize_rows(rows: pd.DataFrame, index: Mapping[Series, int]) -> Batch:
+def normalize_rows(rows: pd.DataFrame, index: Mapping[SeriesKey, int]) -> Batch:
     """Validate actuals and map them to series indices; identical repeats collapse to one."""
     _check_columns(rows, ACTUAL_COLUMNS)
     dates, stores, sales, promo = _parse_columns(rows)
@@ -202,9 +204,7 @@ def normalize_rows(rows: pd.DataFrame, index: Mapping[Series, int]) -> Batch:
     dates, idx, sales, promo = dates[order], idx[order], sales[order], promo[order]
     repeat = np.zeros(len(idx), dtype=bool)
     repeat[1:] = (dates[1:] == dates[:-1]) & (idx[1:] == idx[:-1])
-    differs = repeat & (
-        (np.abs(sales - np.roll(sales, 1)) > TOLERANCE) | (promo != np.roll(promo, 1))
-    )
+    differs = disagreeing_repeats(repeat, sales, promo)
     if differs.any():
         raise DataValidationError(
             f"{int(differs.sum())} keys (date, store_nbr, family) appear with different values"
@@ -215,31 +215,33 @@ def normalize_rows(rows: pd.DataFrame, index: Mapping[Series, int]) -> Batch:
 
 
 def _describe(
-    series: tuple[Series, ...], batch: Batch, rows: Ints, old_sales: Floats, old_promo: Ints
+    series: tuple[SeriesKey, ...], batch: Batch, rows: Ints, old_sales: Floats, old_promo: Ints
 ) -> list[str]:
     return [
-        f"{batch.dates[r]} store_nbr={series[batch.idx[r]][0]}"
-        f" family={series[batch.idx[r]][1]!r}: recorded sales={s:g} onpromotion={p},"
-        f" received sales={batch.sales[r]:g} onpromotion={batch.promo[r]}"
+        describe_conflict(
+            batch.dates[r],
+            series[batch.idx[r]][0],
+            series[batch.idx[r]][1],
+            stored=(s, p),
+            received=(float(batch.sales[r]), int(batch.promo[r])),
+        )
         for r, s, p in zip(rows.tolist(), old_sales.tolist(), old_promo.tolist(), strict=True)
     ]
 
 
 def _compare(batch: Batch, rows: Ints, old_sales: Floats, old_promo: Ints) -> Bools:
-    same: Bools = (np.abs(batch.sales[rows] - old_sales) <= TOLERANCE) & (
-        batch.promo[rows] == old_promo
-    )
-    return same
+    """Apply the conflict policy (storage.conflict_policy): True where rows repeat the record."""
+    return agrees(old_sales, batch.sales[rows], old_promo, batch.promo[rows])
 
 
 def merge_batch(
     *,
     window: Window,
     pending: Mapping[np.datetime64, PendingDay],
-    series: tuple[Series, ...],
+    series: tuple[SeriesKey, ...],
     batch: Batch,
 ) -> Merge:
-    """Check a batch against what is recorded; ConflictError lists every contradiction."""
+    """Check a batch against what is recorded; ConflictError (nothing applied) on any conflict."""
     first, end = window.dates[0], window.dates[-1]
     conflicts: list[str] = []
     known = np.flatnonzero((batch.dates >= first) & (batch.dates <= end))
@@ -263,10 +265,7 @@ def merge_batch(
             merged[day] = old.with_rows(batch.idx[fresh], batch.sales[fresh], batch.promo[fresh])
             new_mask[fresh] = True
     if conflicts:
-        raise ConflictError(
-            f"{len(conflicts)} actuals contradict recorded values; nothing was applied: "
-            + "; ".join(conflicts[:MAX_LISTED])
-        )
+        raise ConflictError(conflict_message(conflicts, outcome="nothing was applied"))
     n_too_old = int((batch.dates < first).sum())
     return Merge(pending=merged, new_mask=new_mask, n_duplicate=n_duplicate, n_too_old=n_too_old)
 
@@ -277,7 +276,7 @@ def check_contiguous(end: np.datetime64, pending: Mapping[np.datetime64, Pending
         return
     last = max(pending)
     expected = end + DAY * np.arange(1, int((last - end) // DAY) + 1)
-    missing = [str(d) for d in expected if d not in pending and not is_christmas(d)]
+    missing = [str(d) for d in expected if d not in pending and not is_closed_date(d)]
     if missing:
         raise DataValidationError(
             f"actuals must continue the history without gaps: history ends {end}, rows for"
@@ -297,7 +296,7 @@ def complete_days(
         current = pending.get(day)
         if current is not None and current.mask.all():
             completed.append(current)
-        elif is_christmas(day) and day < last:
+        elif is_closed_date(day) and day < last:
             base = current or PendingDay.empty(day, n_series)
             missing = np.flatnonzero(~base.mask).astype(np.int64)
             completed.append(base.fill_closed(missing))

@@ -36,7 +36,11 @@ router = APIRouter(tags=["actuals"])
     summary="Append observed daily sales (idempotent; a conflicting value is a 409)",
 )
 async def actuals(request: Request, state: StateDep) -> Response:
-    """Append rows to the server-side history; sending the same rows again changes nothing."""
+    """Append rows to the server-side history under the storage package's conflict policy.
+
+    Sending the same rows again changes nothing; a different value for a stored actual is a
+    409 naming the rows, and nothing of the request is applied.
+    """
     predictor = state.require_predictor()
     body = await request.body()
     work = partial(accept_actuals, body, predictor=predictor, max_rows=state.settings.api.max_rows)

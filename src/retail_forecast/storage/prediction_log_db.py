@@ -1,0 +1,322 @@
+"""PredictionLogDB: the SQLite store of served forecasts and observed actuals (no metrics).
+
+Every served prediction is one row keyed by (model version, series, target date, horizon day);
+logging the same key again keeps the latest request. Actuals are keyed by (series, date) and
+follow the conflict policy of :mod:`retail_forecast.storage.conflict_policy`: a repeat of a
+stored value changes nothing; a different value is a conflict, counted and named in the
+:class:`IngestResult` and logged at WARNING, and the stored value stays. The other rows of the
+batch are stored: the log is fed after the history store accepted those actuals (and by
+``monitor ingest-actuals``), and one conflicting row must not cost monitoring the rest.
+Actuals may arrive before or after the predictions they score; :meth:`PredictionLogDB.joined`
+pairs them when asked. Accuracy over time is ``monitoring.prediction_log.PredictionLog``.
+
+Monitoring must never take serving down: :meth:`PredictionLogDB.log_predictions` catches every
+failure (database locked, disk full, unwritable path, bad rows), logs it and returns False.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Self
+
+import numpy as np
+import pandas as pd
+
+from retail_forecast.config import MonitoringConfig
+from retail_forecast.errors import DataValidationError
+from retail_forecast.schema import DATE, FAMILY, STORE, TARGET
+from retail_forecast.storage.conflict_policy import (
+    MAX_LISTED,
+    agrees,
+    conflict_message,
+    describe_conflict,
+    disagreeing_repeats,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ACTUAL", "HORIZON_DAY", "MODEL", "PREDICTION", "IngestResult", "PredictionLogDB"]
+
+# Columns of the log's frames: ``log_predictions`` reads them, ``joined`` returns them.
+PREDICTION: Final = "prediction"
+ACTUAL: Final = "actual"
+MODEL: Final = "model"
+HORIZON_DAY: Final = "horizon_day"
+ACTUAL_KEY: Final = (STORE, FAMILY, DATE)
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS predictions (
+    model_version TEXT NOT NULL, store_nbr INTEGER NOT NULL, family TEXT NOT NULL,
+    target_date TEXT NOT NULL, horizon_day INTEGER NOT NULL, prediction REAL NOT NULL,
+    model TEXT NOT NULL, request_time TEXT NOT NULL,
+    PRIMARY KEY (model_version, store_nbr, family, target_date, horizon_day)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS predictions_target ON predictions (target_date, model_version);
+CREATE TABLE IF NOT EXISTS actuals (
+    store_nbr INTEGER NOT NULL, family TEXT NOT NULL, date TEXT NOT NULL, sales REAL NOT NULL,
+    ingested_at TEXT NOT NULL,
+    PRIMARY KEY (store_nbr, family, date)
+) WITHOUT ROWID;
+"""
+
+# What is stored for each incoming row (NULL: nothing yet), then the new rows only.
+STORED_FOR_INCOMING: Final = """
+SELECT i.store_nbr, i.family, i.date, i.sales, a.sales
+FROM incoming i LEFT JOIN actuals a
+    ON a.store_nbr = i.store_nbr AND a.family = i.family AND a.date = i.date
+ORDER BY i.rowid
+"""
+INSERT_NEW_ACTUALS: Final = """
+INSERT INTO actuals (store_nbr, family, date, sales, ingested_at)
+SELECT store_nbr, family, date, sales, ? FROM incoming WHERE true
+ON CONFLICT (store_nbr, family, date) DO NOTHING
+"""
+
+JOINED: Final = """
+SELECT p.model_version, p.model, p.store_nbr, p.family, p.target_date AS date,
+       p.horizon_day, p.prediction, a.sales AS actual, p.request_time
+FROM predictions p JOIN actuals a
+    ON a.store_nbr = p.store_nbr AND a.family = p.family AND a.date = p.target_date
+WHERE (:version IS NULL OR p.model_version = :version) AND p.target_date >= :first
+"""
+
+LAST_JOINED: Final = """
+SELECT MAX(p.target_date)
+FROM predictions p JOIN actuals a
+    ON a.store_nbr = p.store_nbr AND a.family = p.family AND a.date = p.target_date
+WHERE (:version IS NULL OR p.model_version = :version)
+"""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Counts of one actuals batch; ``ok`` False when the store could not be written.
+
+    ``conflicts``: rows whose value differs from the stored one (kept; ``conflict_examples``
+    names the first ones); ``rejected``: invalid rows, including every row of a key that the
+    batch repeats with different values.
+    """
+
+    received: int
+    inserted: int = 0
+    unchanged: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    ok: bool = True
+    error: str | None = None
+    conflict_examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Stored:
+    inserted: int
+    unchanged: int
+    conflicts: int
+    examples: list[str]
+
+
+def _iso(value: dt.datetime | None) -> str:
+    stamp = value or dt.datetime.now(dt.UTC)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.isoformat(timespec="milliseconds")
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, errors="coerce").dt.strftime("%Y-%m-%d")
+
+
+def _prediction_rows(
+    rows: pd.DataFrame, *, model_version: str, request_time: str, model: str | None
+) -> list[tuple[object, ...]]:
+    value_col = PREDICTION if PREDICTION in rows else TARGET
+    frame = pd.DataFrame(
+        {
+            "v": model_version,
+            "s": rows[STORE].astype(np.int64),
+            "f": rows[FAMILY].astype(str),
+            "d": _dates(rows[DATE]),
+            "h": rows[HORIZON_DAY].astype(np.int64),
+            "p": rows[value_col].astype(np.float64),
+            "m": rows[MODEL].astype(str) if MODEL in rows else (model or "unknown"),
+            "t": request_time,
+        }
+    )
+    if frame["d"].isna().any() or not np.isfinite(frame["p"]).all():
+        raise DataValidationError("prediction rows with invalid dates or values")
+    return list(frame.itertuples(index=False, name=None))
+
+
+def _actual_rows(rows: pd.DataFrame) -> tuple[list[tuple[object, ...]], int]:
+    """Return the valid actuals, one row per key, and the number of rows rejected.
+
+    Invalid: a missing date, a store that is not an integer, sales not finite or negative;
+    every row of a key repeated with different values (which one is right is unknown).
+    """
+    missing = [c for c in (DATE, STORE, FAMILY, TARGET) if c not in rows]
+    if missing:
+        raise DataValidationError(f"actuals lack columns {missing}")
+    frame = pd.DataFrame(
+        {
+            STORE: pd.to_numeric(rows[STORE], errors="coerce"),
+            FAMILY: rows[FAMILY].astype(str),
+            DATE: _dates(rows[DATE]),
+            TARGET: pd.to_numeric(rows[TARGET], errors="coerce"),
+        }
+    )
+    store, sales = frame[STORE].to_numpy(np.float64), frame[TARGET].to_numpy(np.float64)
+    with np.errstate(invalid="ignore"):
+        good = frame[DATE].notna().to_numpy() & np.isfinite(store) & (store == np.round(store))
+        good &= np.isfinite(sales) & (sales >= 0)
+    frame = frame[good].sort_values(list(ACTUAL_KEY), kind="stable")
+    keys = frame[list(ACTUAL_KEY)]
+    repeat = (keys == keys.shift()).all(axis=1).to_numpy()
+    key_id = np.cumsum(~repeat)
+    differs = disagreeing_repeats(repeat, frame[TARGET].to_numpy())
+    contradicted = np.isin(key_id, key_id[differs])
+    kept = frame[~repeat & ~contradicted]
+    records: list[tuple[object, ...]] = list(
+        zip(kept[STORE].astype(np.int64), kept[FAMILY], kept[DATE], kept[TARGET], strict=True)
+    )
+    return records, int((~good).sum() + contradicted.sum())
+
+
+class PredictionLogDB:
+    """SQLite (WAL) store of served predictions and observed actuals."""
+
+    def __init__(self, db_path: Path, *, timeout_s: float = 2.0) -> None:
+        self.db_path = Path(db_path)
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def from_config(cls, config: MonitoringConfig) -> Self:
+        return cls(config.db_path, timeout_s=config.db_timeout_s)
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """Open a connection (creating the file and schema), commit on success."""
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.db_path, timeout=self.timeout_s)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+            with conn:  # one transaction: commit, or roll back on error
+                yield conn
+
+    def log_predictions(
+        self,
+        rows: pd.DataFrame,
+        *,
+        model_version: str,
+        request_time: dt.datetime | None = None,
+        model: str | None = None,
+    ) -> bool:
+        """Record served forecasts; never raises (returns False and logs on any failure).
+
+        ``rows``: date (target date), store_nbr, family, horizon_day and the forecast as
+        ``prediction`` or ``sales``; an optional ``model`` column names the producing model.
+        """
+        try:
+            records = _prediction_rows(
+                rows, model_version=model_version, request_time=_iso(request_time), model=model
+            )
+            with self.connect() as conn:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records
+                )
+        except Exception:  # monitoring must never fail a prediction (promise 26)
+            logger.exception(
+                "prediction log write failed; predictions not logged db=%s rows=%d",
+                self.db_path,
+                len(rows),
+            )
+            return False
+        return True
+
+    def ingest_actuals(self, rows: pd.DataFrame, *, now: dt.datetime | None = None) -> IngestResult:
+        """Store observed sales (date, store_nbr, family, sales) under the conflict policy.
+
+        New keys are stored, repeats of a stored value change nothing, a different value is a
+        conflict (counted, the stored value stays). Invalid rows are rejected and counted; a
+        missing column raises DataValidationError. Store failures are logged and returned as
+        ``ok=False``.
+        """
+        records, rejected = _actual_rows(rows)
+        try:
+            stored = self._store_actuals(records, _iso(now))
+        except (sqlite3.Error, OSError) as exc:
+            logger.exception("actuals not stored db=%s rows=%d", self.db_path, len(rows))
+            return IngestResult(len(rows), rejected=rejected, ok=False, error=str(exc))
+        if stored.conflicts:
+            logger.warning(
+                "%s",
+                conflict_message(
+                    stored.examples, outcome="the stored values are kept", count=stored.conflicts
+                ),
+            )
+        logger.info(
+            "actuals ingested inserted=%d unchanged=%d conflicts=%d rejected=%d",
+            stored.inserted,
+            stored.unchanged,
+            stored.conflicts,
+            rejected,
+        )
+        return IngestResult(
+            len(rows),
+            inserted=stored.inserted,
+            unchanged=stored.unchanged,
+            conflicts=stored.conflicts,
+            rejected=rejected,
+            conflict_examples=tuple(stored.examples),
+        )
+
+    def _store_actuals(self, records: Sequence[tuple[object, ...]], now: str) -> _Stored:
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")  # what is stored cannot change until the insert
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS incoming "
+                "(store_nbr INTEGER, family TEXT, date TEXT, sales REAL)"
+            )
+            conn.execute("DELETE FROM incoming")
+            conn.executemany("INSERT INTO incoming VALUES (?, ?, ?, ?)", records)
+            pairs = conn.execute(STORED_FOR_INCOMING).fetchall()
+            conn.execute(INSERT_NEW_ACTUALS, (now,))
+            conn.execute("DROP TABLE incoming")
+        stored = np.array([row[4] for row in pairs], dtype=np.float64)  # None -> NaN: new
+        new = np.isnan(stored)
+        same = agrees(stored, np.array([row[3] for row in pairs], dtype=np.float64))
+        clash = np.flatnonzero(~new & ~same)
+        examples = [
+            describe_conflict(day, store, family, stored=(old, None), received=(sales, None))
+            for store, family, day, sales, old in (pairs[i] for i in clash[:MAX_LISTED])
+        ]
+        return _Stored(int(new.sum()), int(same.sum()), len(clash), examples)
+
+    def latest_version(self) -> str | None:
+        """Return the model version of the most recently logged prediction (None when empty)."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT model_version FROM predictions ORDER BY request_time DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def joined(
+        self, *, window_days: int | None = None, model_version: str | None = None
+    ) -> pd.DataFrame:
+        """Predictions joined with their actuals; the last ``window_days`` scored target days."""
+        params: dict[str, str | None] = {"version": model_version, "first": "0000-00-00"}
+        with self.connect() as conn:
+            if window_days is not None:
+                last = conn.execute(LAST_JOINED, params).fetchone()[0]
+                if last is not None:
+                    first = pd.Timestamp(last) - pd.Timedelta(days=window_days - 1)
+                    params["first"] = f"{first:%Y-%m-%d}"
+            frame = pd.read_sql_query(JOINED, conn, params=params)
+        frame[DATE] = pd.to_datetime(frame[DATE])
+        return frame
