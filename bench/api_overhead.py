@@ -2,8 +2,9 @@
 
 Not a test. Builds the serving domain (54 stores x 33 families) and a 35-day history from the
 last real train parts, serves it with a vectorized seasonal-naive predictor (season 7), and
-times ``answer_predict`` (what POST /api/v1/predict runs in its pool) for one series x 16 days
-and for all 1,782 series x 16 days (28,512 rows), splitting model time from API time.
+times the predict service's ``answer_predict`` (what POST /api/v1/predict runs in its pool) for
+one series x 16 days and for all 1,782 series x 16 days (28,512 rows), splitting model time
+from API time.
 
     .venv/bin/python bench/api_overhead.py [--data-dir ../shared/data/favorita-store-sales]
 """
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retail_forecast.api.routes.predict import answer_predict
+from retail_forecast.api.predict_service import answer_predict
 from retail_forecast.inference.predictor import ServingDomain
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/favorita-store-sales"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import math
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,16 +33,12 @@ from retail_forecast.api.runtime.middleware import (
 )
 from retail_forecast.api.schemas import ActualsRequest, PredictRequest
 from retail_forecast.api.validation import actuals_window
+from retail_forecast.closed_days import is_closed_date
 from retail_forecast.config import Settings
 from retail_forecast.errors import ArtifactError, ForecastError
-from retail_forecast.inference.predictor import (
-    MODEL_NAMES,
-    Predictor,
-    PredictorLoader,
-    ServingDomain,
-    is_closed_day,
-)
-from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
+from retail_forecast.inference.postprocess import checked_frame
+from retail_forecast.inference.predictor import Predictor, PredictorLoader, ServingDomain
+from retail_forecast.schema import DATE, FAMILY, PROMO, STORE
 from retail_forecast.utils.log import configure_logging
 from retail_forecast.utils.memory import freeze_loaded_objects
 
@@ -176,7 +171,7 @@ def load_and_warm(state: ServiceState, loader: PredictorLoader, *, freeze_gc: bo
 def warm_up(predictor: Predictor) -> None:
     """One prediction on a fixed row (first store and family, first open day)."""
     domain = predictor.domain
-    day = next(d for d in domain.window() if not is_closed_day(d))
+    day = next(d for d in domain.window() if not is_closed_date(d))
     row = pd.DataFrame(
         {
             DATE: pd.to_datetime([day]),
@@ -185,11 +180,10 @@ def warm_up(predictor: Predictor) -> None:
             PROMO: pd.array([0], dtype="int64"),
         }
     )
-    out = predictor.predict(row)
-    sales = float(out[TARGET].iloc[0]) if len(out) == 1 and TARGET in out else math.nan
-    model = str(out["model"].iloc[0]) if len(out) == 1 and "model" in out else ""
-    if not (math.isfinite(sales) and sales >= 0 and model in MODEL_NAMES):
-        raise ArtifactError("warm-up prediction failed: no finite non-negative forecast")
+    try:
+        checked_frame(predictor.predict(row), 1)
+    except ForecastError as exc:
+        raise ArtifactError(f"warm-up prediction failed: {exc}") from exc
 
 
 def _openapi_builder(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:

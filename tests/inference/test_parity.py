@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from retail_forecast.api.errors import ApiError
-from retail_forecast.api.routes.predict import PredictJob, answer_and_record, answer_batch
+from retail_forecast.api.predict_service import PredictJob, answer_and_record, answer_batch
 from retail_forecast.app import create_app
 from retail_forecast.cli import app as cli_app
 from retail_forecast.inference.local import LocalPredictor

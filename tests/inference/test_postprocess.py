@@ -1,4 +1,4 @@
-"""checked_output(): refuses misaligned, non-finite or unlabeled model output; keeps row order."""
+"""checked_output() / checked_frame(): refuse misaligned, non-finite or unlabeled output."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from retail_forecast.errors import ForecastError
-from retail_forecast.inference.postprocess import checked_output, submission
+from retail_forecast.inference.postprocess import checked_frame, checked_output, submission
 
 
 def rows() -> pd.DataFrame:
@@ -37,6 +37,29 @@ def test_checked_output_refuses_bad_output(
 ) -> None:
     with pytest.raises(ForecastError, match=message):
         checked_output(sales, models or ["hybrid"] * len(sales), 3)
+
+
+def test_checked_frame_checks_a_predictors_answer_columns() -> None:
+    answer = rows().assign(sales=[2.0, -1e-12, 0.5], model=["hybrid", "zero_rule", "lstm"])
+    sales, models = checked_frame(answer, 3)
+    assert sales.tolist() == [2.0, 0.0, 0.5]
+    assert models.tolist() == ["hybrid", "zero_rule", "lstm"]
+    assert answer["sales"].tolist()[1] == -1e-12  # the predictor's frame is not modified
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (rows().assign(sales=[1.0, 2.0, 3.0]), r"lacks the columns \['model'\]"),
+        (rows().assign(model="hybrid"), r"lacks the columns \['sales'\]"),
+        (rows().assign(sales=[1.0, np.nan, 3.0], model="hybrid"), "non-finite"),
+        (rows().assign(sales=1.0, model=["hybrid", "closed", "lstm"]), "unknown model labels"),
+        (rows().assign(sales=1.0, model="hybrid").iloc[:2], "expected 3 rows"),
+    ],
+)
+def test_checked_frame_refuses_a_malformed_answer(answer: pd.DataFrame, message: str) -> None:
+    with pytest.raises(ForecastError, match=message):
+        checked_frame(answer, 3)
 
 
 def test_submission_has_id_and_sales() -> None:

@@ -50,15 +50,11 @@ def _reference_profile(reference: Path | None, artifacts: Path) -> Any:
 
 
 def _drift_window(data_dir: str, settings: Settings, window_days: int | None) -> Any:
-    import pandas as pd
-
-    from retail_forecast.monitoring.reference import window_features
-    from retail_forecast.pipeline.build_dataset import build_dataset
+    from retail_forecast.data_processing.dataset import build_dataset
+    from retail_forecast.monitoring.status import recent_window
 
     sales = build_dataset(local_data_dir(data_dir, settings), settings.data).sales
-    days = window_days or settings.monitoring.drift_window_days
-    end = sales["date"].max()
-    return window_features(sales, start=end - pd.Timedelta(days=days - 1), end=end)
+    return recent_window(sales, days=window_days or settings.monitoring.drift_window_days)
 
 
 @app.command("drift")
@@ -151,13 +147,19 @@ def monitor_ingest_actuals(
     file: Annotated[Path, typer.Option("--file", help="CSV: date,store_nbr,family,sales.")],
     json_output: JsonOpt = False,
 ) -> None:
-    """Store observed sales for accuracy tracking (idempotent; corrections replace)."""
+    """Store observed sales for accuracy tracking (idempotent; exit 1 when a row conflicts).
+
+    A row whose sales differ from the actual already stored for its date and series is a
+    conflict: the stored value stays (the storage package's conflict policy), the other rows are
+    stored, and the conflicts are counted and named.
+    """
     import dataclasses
 
     import pandas as pd
 
     from retail_forecast.errors import MissingInputError
     from retail_forecast.monitoring.prediction_log import PredictionLog
+    from retail_forecast.storage.conflict_policy import conflict_message
 
     settings = load_settings(json_output=json_output)
     if not file.is_file():
@@ -168,10 +170,14 @@ def monitor_ingest_actuals(
     else:
         console.print(
             f"received {result.received:,}: inserted {result.inserted:,}, unchanged "
-            f"{result.unchanged:,}, revised {result.revised:,}, rejected {result.rejected:,}"
+            f"{result.unchanged:,}, conflicts {result.conflicts:,}, rejected {result.rejected:,}"
         )
     if not result.ok:
         raise fail(f"actuals not stored: {result.error}", EXIT_ERROR)
+    if result.conflicts:
+        outcome = "the stored values are kept, the other rows were stored"
+        examples = result.conflict_examples
+        raise fail(conflict_message(examples, outcome=outcome, count=result.conflicts), EXIT_ERROR)
 
 
 @app.command("report")

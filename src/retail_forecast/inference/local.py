@@ -5,9 +5,9 @@ model deserializer runs. The history store is ``<history_dir>/<version>.sqlite``
 starts from its own ``history.parquet``; a restart reopens the file with every appended actual.
 
 Thread safety: a request reads one immutable :class:`HistorySnapshot`; the models are read-only
-after loading (XGBoost ``inplace_predict`` is thread-safe for tree models). Per DESIGN.md section
-5 concurrency comes from requests: a single-series request runs in its own thread alone (the
-compiled forest); only requests of several series use XGBoost's ``api.batch_threads``.
+after loading (XGBoost ``inplace_predict`` is thread-safe for tree models). Per docs/DESIGN.md,
+section 5, concurrency comes from requests: a single-series request runs in its own thread
+alone (the NumPy tree walker); only requests of several series use ``api.xgboost_threads``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.artifacts import ModelBundle
+from retail_forecast.bundle_contents import HISTORY_FILE
 from retail_forecast.config import Settings
 from retail_forecast.errors import ArtifactError, DataValidationError
 from retail_forecast.features.builder import Panel
-from retail_forecast.inference.postprocess import MODEL, checked_output
+from retail_forecast.inference.postprocess import MODEL
 from retail_forecast.inference.predictor import ServingDomain
 from retail_forecast.inference.preprocess import (
     canonical_rows,
@@ -42,7 +43,6 @@ from retail_forecast.utils.memory import release_free_heap
 logger = logging.getLogger(__name__)
 
 PROMO_CAP_FACTOR = 10
-DEFAULT_HISTORY_FILE = "history.parquet"
 REFERENCE_FILE = "reference.parquet"
 
 
@@ -80,7 +80,7 @@ class LocalPredictor:
         bundle = ModelBundle.open_current(settings.artifacts_dir)
         db_path = Path(settings.api.history_dir) / f"{bundle.version}.sqlite"
         predictor = cls.from_bundle(
-            bundle, history_db=db_path, batch_threads=settings.api.batch_threads
+            bundle, history_db=db_path, xgboost_threads=settings.api.xgboost_threads
         )
         logger.info(
             "local predictor loaded version=%s history_end=%s db=%s",
@@ -92,15 +92,15 @@ class LocalPredictor:
 
     @classmethod
     def from_bundle(
-        cls, bundle: ModelBundle, *, history_db: Path | None = None, batch_threads: int = 1
+        cls, bundle: ModelBundle, *, history_db: Path | None = None, xgboost_threads: int = 1
     ) -> Self:
         """Load the models of a VERIFIED bundle; ``history_db=None``: no store (batch use).
 
-        ``batch_threads``: XGBoost threads for requests of several series (see
-        :meth:`XGBForecaster.compile_for_serving`).
+        ``xgboost_threads``: XGBoost threads for requests of several series (see
+        :meth:`XGBForecaster.prepare_serving`).
         """
         model = HybridForecaster.load(bundle.path, dict(bundle.manifest.metadata))
-        model.xgboost.compile_for_serving(batch_threads=batch_threads)
+        model.xgboost.prepare_serving(batch_threads=xgboost_threads)
         release_free_heap()  # the booster JSON parsed to compile the forest
         store = None if history_db is None else _open_store(bundle, history_db)
         return cls(bundle, model, store)
@@ -158,7 +158,7 @@ class LocalPredictor:
             "created_at": self.bundle.manifest.created_at,
             "data_fingerprint": self.bundle.manifest.data_fingerprint,
             "train_window": meta.get("train_window"),
-            "feature_set": meta.get("feature_set"),
+            "features": meta.get("features", meta.get("feature_set")),  # or a named set's name
             "horizon": self._horizon,
             "metrics": {"mean_rmsle": self._mean_rmsle},
             "blend": {
@@ -177,7 +177,7 @@ class LocalPredictor:
         """Return the served history's complete days (the bundle's tail without a store)."""
         if self.store is not None:
             return self.store.to_frame()
-        name = str(self.bundle.manifest.metadata.get("history_file", DEFAULT_HISTORY_FILE))
+        name = str(self.bundle.manifest.metadata.get("history_file", HISTORY_FILE))
         return self.bundle.read_parquet(name)
 
     def reference_profile(self) -> pd.DataFrame | None:
@@ -200,14 +200,15 @@ class LocalPredictor:
                 f"rows must be dated {(end + pd.Timedelta(days=1)).date()} .. "
                 f"{(end + pd.Timedelta(days=self._horizon)).date()}"
             )
-        sales, labels = checked_output(*self.model.forecast(history, request), len(request))
+        # unchecked here: every consumer of a Predictor applies postprocess.checked_frame once
+        sales, labels = self.model.forecast(history, request)
         out = rows.copy()  # the caller's frame, index and dtypes unchanged
         out[TARGET] = sales
         out[MODEL] = labels
         return out
 
     def _bundle_history_days(self) -> int:
-        name = str(self.bundle.manifest.metadata.get("history_file", DEFAULT_HISTORY_FILE))
+        name = str(self.bundle.manifest.metadata.get("history_file", HISTORY_FILE))
         history = self.bundle.read_parquet(name)
         return int(np.unique(history[DATE].to_numpy()).size)
 
@@ -226,7 +227,7 @@ def _open_or_create_store(bundle: ModelBundle, db_path: Path) -> HistoryStore:
         store = HistoryStore.open(db_path)
         logger.info("history store reopened db=%s end=%s", db_path, store.history_end.date())
         return store
-    name = str(bundle.manifest.metadata.get("history_file", DEFAULT_HISTORY_FILE))
+    name = str(bundle.manifest.metadata.get("history_file", HISTORY_FILE))
     if not bundle.has(name):
         raise ArtifactError(f"{bundle.path}: the manifest lists no {name}")
     history = bundle.read_parquet(name)

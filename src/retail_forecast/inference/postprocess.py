@@ -1,4 +1,9 @@
-"""Model output into the served answer: finite sales >= 0, known model labels, request order."""
+"""Model output into the served answer: finite sales >= 0, known model labels, request order.
+
+:func:`checked_frame` is the one output check, applied once by each consumer of a Predictor to
+whatever it returns (the API's predict service, the batch forecast, the app's warm-up): a
+Predictor is a protocol, so the check does not trust the backend.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +50,14 @@ def checked_output(
     if unknown:
         raise ForecastError(f"model output has unknown model labels {sorted(unknown)}")
     return np.clip(values, 0.0, None), names
+
+
+def checked_frame(out: pd.DataFrame, n_rows: int) -> tuple[FloatArray, npt.NDArray[Any]]:
+    """:func:`checked_output` of a Predictor's answer: its ``sales`` and ``model`` columns."""
+    missing = [name for name in (TARGET, MODEL) if name not in out.columns]
+    if missing:
+        raise ForecastError(f"predictor output lacks the columns {missing}")
+    return checked_output(out[TARGET].to_numpy(), out[MODEL].to_numpy(), n_rows)
 
 
 def submission(rows: pd.DataFrame) -> pd.DataFrame:

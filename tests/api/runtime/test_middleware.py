@@ -37,7 +37,7 @@ def no_parse(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(len(body))
         return real(body)
 
-    monkeypatch.setattr("retail_forecast.api.routes.predict.parse_json_body", spy)
+    monkeypatch.setattr("retail_forecast.api.predict_service.parse_json_body", spy)
     return calls
 
 
@@ -220,3 +220,13 @@ def test_p06_overload_is_shed_with_503_and_retry_after() -> None:
     assert shed.json()["error"] == "overloaded"
     assert health.status_code == 200
     assert results == [200, 200]
+
+
+def test_connection_recycling_is_off_by_default(predictor: SeasonalNaivePredictor) -> None:
+    """No `Connection: close` by default (bench/RESULTS.md, serve: no gain, a worse p99)."""
+    with serve(predictor) as client:
+        default = [client.get("/health").headers.get("connection") for _ in range(120)]
+    with serve(predictor, max_requests_per_connection=3) as client:
+        recycled = [client.get("/health").headers.get("connection") for _ in range(6)]
+    assert "close" not in default
+    assert "close" in recycled  # the check sees the header when recycling is on

@@ -1,23 +1,18 @@
 """GET /api/v1/monitoring/status (accuracy vs the backtest) and /drift (history vs reference).
 
-Both answer 200 with a status whenever the model is ready: a missing reference profile or
-backtest metrics, an empty window or an unreadable monitoring store is ``unavailable`` or
-``insufficient_data``, never an error (RELIABILITY promise 26). The work runs in the bounded
-pool under the request deadline; drift is cached per (model version, history end).
+Both answer 200 with a status whenever the model is ready (promise 26, docs/RELIABILITY.md): the
+computations are :mod:`retail_forecast.monitoring.status`'s; this module gathers their inputs,
+runs them in the bounded pool under the request deadline and maps the results to the response
+schemas. Drift answers are cached per (model version, history end).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import math
-import sqlite3
-from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
 from typing import Any
 
-import pandas as pd
 from fastapi import APIRouter, Request
 
 from retail_forecast.api.deps import StateDep, request_deadline
@@ -32,19 +27,10 @@ from retail_forecast.api.routes.common import error_responses
 from retail_forecast.api.runtime.recorder import RecorderStats
 from retail_forecast.config import MonitoringConfig
 from retail_forecast.inference.predictor import MonitoringSource, Predictor
-from retail_forecast.monitoring.accuracy import (
-    HORIZON_DAY,
-    UNAVAILABLE,
-    MonitoringStatus,
-    accuracy_table,
-    evaluate_status,
-)
-from retail_forecast.monitoring.drift import DriftReport, check_drift
-from retail_forecast.monitoring.prediction_log import PredictionLog
-from retail_forecast.monitoring.reference import window_features
-from retail_forecast.schema import DATE
+from retail_forecast.monitoring.accuracy import UNAVAILABLE
+from retail_forecast.monitoring.status import DriftOutcome, serving_drift, serving_status
+from retail_forecast.storage.prediction_log_db import PredictionLogDB
 
-logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/monitoring", tags=["monitoring"])
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     k: v for k, v in error_responses().items() if k in (401, 500, 503, 504)
@@ -88,108 +74,25 @@ async def monitoring_drift(request: Request, state: StateDep) -> DriftResponse:
 # --- status ----------------------------------------------------------------------------------
 
 
-def _finite(value: Any) -> float | None:
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _backtest_metrics(predictor: Predictor) -> Mapping[str, Any] | None:
-    if not isinstance(predictor, MonitoringSource):
-        return None
-    try:
-        return predictor.backtest_metrics()
-    except Exception:  # a broken bundle file must not break the status endpoint
-        logger.exception("reading the bundle's backtest metrics failed")
-        return None
-
-
-def rate_version(
-    joined: pd.DataFrame,
-    metrics: Mapping[str, Any] | None,
-    *,
-    version: str,
-    config: MonitoringConfig,
-) -> MonitoringStatus:
-    """MonitoringStatus of the window's joined rows; ``unavailable`` without metrics."""
-    ratio, days = config.degradation_ratio, config.window_days
-    if metrics is None:
-        message = "the serving bundle has no backtest metrics to compare with"
-        return MonitoringStatus(
-            UNAVAILABLE, False, version, ratio, days, len(joined), message=message
-        )
-    try:
-        return evaluate_status(
-            joined,
-            metrics,
-            model_version=version,
-            ratio=ratio,
-            window_days=days,
-            min_rows=config.min_accuracy_rows,
-        )
-    except Exception:  # e.g. malformed metrics.json: a status, not a 500
-        logger.exception("monitoring status failed version=%s", version)
-        message = "monitoring status failed; see the service log"
-        return MonitoringStatus(UNAVAILABLE, False, version, ratio, days, message=message)
-
-
-def accuracy_by_day(joined: pd.DataFrame) -> list[AccuracyRow]:
-    """RMSLE / MAE / bias per horizon day of the window's joined rows."""
-    if joined.empty:
-        return []
-    table = accuracy_table(joined, by=HORIZON_DAY)
-    return [
-        AccuracyRow(
-            horizon_day=int(row[HORIZON_DAY]),
-            rmsle=_finite(row["rmsle"]),
-            mae=_finite(row["mae"]),
-            bias=_finite(row["bias"]),
-            n=int(row["n"]),
-        )
-        for row in table.to_dict("records")
-    ]
-
-
 def build_status(
-    predictor: Predictor, *, log: PredictionLog, config: MonitoringConfig, stats: RecorderStats
+    predictor: Predictor, *, log: PredictionLogDB, config: MonitoringConfig, stats: RecorderStats
 ) -> MonitoringStatusResponse:
-    """Answer /monitoring/status for the serving version (runs in the pool; one SQL join)."""
+    """Answer /monitoring/status for the serving version (runs in the pool)."""
     version = predictor.model_version
-    by_day: list[AccuracyRow] = []
-    try:
-        joined = log.joined(window_days=config.window_days, model_version=version)
-    except (sqlite3.Error, OSError):
-        logger.exception("monitoring store unreadable db=%s", log.db_path)
-        status = MonitoringStatus(
-            UNAVAILABLE,
-            False,
-            version,
-            config.degradation_ratio,
-            config.window_days,
-            message="the monitoring store is unreadable; see the service log",
-        )
-    else:
-        status = rate_version(joined, _backtest_metrics(predictor), version=version, config=config)
-        by_day = accuracy_by_day(joined)
-    body = status.to_dict()
+    metrics = predictor.backtest_metrics if isinstance(predictor, MonitoringSource) else None
+    rated = serving_status(log, metrics, model_version=version, config=config)
+    body = rated.status.to_dict()
     window = body.pop("window")
     body["model_version"] = version
     return MonitoringStatusResponse(
         **body,
         window=DateWindow(first=window[0], last=window[1]) if window else None,
-        by_horizon_day=by_day,
+        by_horizon_day=[AccuracyRow(**asdict(day)) for day in rated.by_horizon_day],
         prediction_log=PredictionLogStats(**asdict(stats)),
     )
 
 
 # --- drift -----------------------------------------------------------------------------------
-
-
-def recent_window(history: pd.DataFrame, *, days: int) -> pd.DataFrame:
-    """Features of the last ``days`` days of a canonical frame (earlier days as warm-up)."""
-    if history.empty:
-        return history
-    end = pd.Timestamp(history[DATE].max())
-    return window_features(history, start=end - pd.Timedelta(days=days - 1), end=end)
 
 
 def cached_drift(
@@ -210,13 +113,34 @@ def cached_drift(
 def compute_drift(predictor: Predictor, *, config: MonitoringConfig) -> DriftResponse:
     """Drift of the last ``config.drift_window_days`` of the served history (runs in the pool)."""
     version, end = predictor.model_version, predictor.domain.history_end
+    if isinstance(predictor, MonitoringSource):
+        outcome = serving_drift(
+            predictor.reference_profile,
+            predictor.history_frame,
+            config=config,
+            model_version=version,
+        )
+    else:
+        outcome = serving_drift(None, None, config=config, model_version=version)
+    return drift_response(outcome, model_version=version, history_end=end)
 
-    def unavailable(message: str) -> DriftResponse:
+
+def _date_window(pair: list[str | None] | None) -> DateWindow | None:
+    if not pair or pair[0] is None or pair[1] is None:
+        return None
+    return DateWindow.model_validate({"first": pair[0], "last": pair[1]})
+
+
+def drift_response(
+    outcome: DriftOutcome, *, model_version: str, history_end: dt.date
+) -> DriftResponse:
+    """Map a drift outcome to its response: the report's tables, or an empty ``unavailable``."""
+    if outcome.report is None:
         return DriftResponse(
             status="unavailable",
-            model_version=version,
-            message=message,
-            history_end=end,
+            model_version=model_version,
+            message=outcome.message,
+            history_end=history_end,
             window=None,
             reference_window=None,
             current_rows=0,
@@ -227,41 +151,10 @@ def compute_drift(predictor: Predictor, *, config: MonitoringConfig) -> DriftRes
             features=[],
             checks=[],
         )
-
-    if not isinstance(predictor, MonitoringSource):
-        return unavailable("the serving backend exposes no reference profile or history")
-    try:
-        reference = predictor.reference_profile()
-        if reference is None:
-            return unavailable("the serving bundle has no reference profile (reference.parquet)")
-        current = recent_window(predictor.history_frame(), days=config.drift_window_days)
-        report = check_drift(reference, current, config=config)
-    except Exception:
-        logger.exception("drift check failed version=%s", version)
-        return unavailable("drift check failed; see the service log")
-    return drift_response(report, model_version=version, history_end=end)
-
-
-def _date_window(pair: list[str | None] | None) -> DateWindow | None:
-    if not pair or pair[0] is None or pair[1] is None:
-        return None
-    return DateWindow.model_validate({"first": pair[0], "last": pair[1]})
-
-
-def drift_response(
-    report: DriftReport, *, model_version: str, history_end: dt.date
-) -> DriftResponse:
-    """Render a DriftReport with a one-line summary."""
-    body = report.to_dict()
-    if report.status == "drift":
-        message = f"drift in features {report.drifted_features} and checks {report.drifted_checks}"
-    elif report.status == "ok":
-        message = f"no drift over {report.current_rows} rows"
-    else:
-        message = f"too little data to test ({report.current_rows} rows in the window)"
+    body = outcome.report.to_dict()
     body.update(
         model_version=model_version,
-        message=message,
+        message=outcome.message,
         history_end=history_end,
         window=_date_window(body["window"]),
         reference_window=_date_window(body["reference_window"]),

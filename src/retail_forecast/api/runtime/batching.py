@@ -11,7 +11,7 @@ One batch runs at a time while batches finish quickly: in one worker's process t
 only one of them compute anyway, and waiting for the running batch makes the next one larger
 (2 workers, 10 users: 422 req/s with one lane against 321 with two, bench/RESULTS.md serve).
 A second lane (up to ``lanes``, ``api.threads``) opens only once every running batch has run
-``stall_s``: then a stuck batch does not block the next request (RELIABILITY.md promise 5). A
+``stall_s``: then a stuck batch does not block the next request (docs/RELIABILITY.md, promise 5). A
 job past its deadline gets 504 while its batch runs on (threads are not cancelled); a job that
 timed out before its batch started is dropped.
 """

@@ -1,0 +1,257 @@
+"""The predict service: a /predict body -> validated rows -> one model call -> JSON bytes.
+
+One code path for POST /api/v1/predict (a request alone or micro-batched with others, see
+:mod:`retail_forecast.api.runtime.batching`), the parity tests and ``bench/api_overhead.py``.
+Every predictor's answer passes :func:`~retail_forecast.inference.postprocess.checked_frame`
+once here, whatever the backend (local, SageMaker, a test double).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from retail_forecast.api.deps import ServiceState
+from retail_forecast.api.jsonbody import parse_json_body
+from retail_forecast.api.runtime.recorder import ServedForecasts
+from retail_forecast.api.schemas import PredictRow
+from retail_forecast.api.validation import (
+    Problems,
+    RowBatch,
+    check_domain,
+    check_duplicates,
+    check_horizon_prefix,
+    extract_rows,
+    raise_if_any,
+    validate_types,
+)
+from retail_forecast.closed_days import is_closed_date
+from retail_forecast.features.calendar import from_ordinals
+from retail_forecast.features.keys import family_dtype
+from retail_forecast.inference.postprocess import checked_frame
+from retail_forecast.inference.predictor import Predictor, ServingDomain
+from retail_forecast.schema import DATE, FAMILY, PROMO, STORE
+
+logger = logging.getLogger(__name__)
+
+Answer = tuple[bytes, ServedForecasts]  # the JSON body, and what monitoring logs about it
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """One /predict body waiting for a micro-batch (see :func:`answer_batch`)."""
+
+    body: bytes
+    predictor: Predictor
+    max_rows: int
+
+
+async def serve_request(
+    state: ServiceState,
+    predictor: Predictor,
+    body: bytes,
+    *,
+    deadline: float,
+    received: dt.datetime,
+) -> bytes:
+    """Answer one request body in the bounded pool; hand what was served to monitoring.
+
+    Parsing, validation and the model all run in the pool, never on the event loop. Small
+    bodies (``api.micro_batch_body_bytes``) that arrive together are answered by one model
+    call (``api.micro_batch_requests``). ``received``: when the request arrived (logged).
+    """
+    api = state.settings.api
+    if api.micro_batch_requests and len(body) <= api.micro_batch_body_bytes:
+        job = PredictJob(body, predictor, api.max_rows)
+        content, served = await state.batcher("predict", answer_batch).submit(
+            job, deadline=deadline
+        )
+    else:
+        work = functools.partial(
+            answer_and_record, body, predictor=predictor, max_rows=api.max_rows
+        )
+        content, served = await state.run(work, deadline=deadline)
+    # Only answered forecasts are logged, by the writer thread (an O(1) hand-over here).
+    state.recorder.record_predictions(replace(served, request_time=received))
+    return content
+
+
+def answer_predict(body: bytes, *, predictor: Predictor, max_rows: int) -> bytes:
+    """Answer the whole request synchronously: parse -> validate -> predict -> JSON bytes."""
+    return answer_and_record(body, predictor=predictor, max_rows=max_rows)[0]
+
+
+def answer_and_record(body: bytes, *, predictor: Predictor, max_rows: int) -> Answer:
+    """Answer like :func:`answer_predict`; also return what monitoring logs about it."""
+    domain = predictor.domain  # one snapshot for the whole request
+    batch = validated_rows(body, domain=domain, max_rows=max_rows)
+    return answer_validated([batch], predictor, domain)[0]
+
+
+def answer_batch(jobs: Sequence[PredictJob]) -> list[Answer | Exception]:
+    """Answer several requests together: one outcome per job, in order (MicroBatcher's call).
+
+    Each body is validated on its own (a bad one gets its own 4xx); the valid ones share one
+    domain snapshot and one model call per group of requests with no series in common (two
+    requests for the same series would share its recursion). When a shared call fails, each
+    request of the group is answered alone, so one culprit does not fail the others. The jobs
+    come from one worker, whose predictor is set once, when it becomes ready.
+    """
+    predictor = jobs[0].predictor
+    domain = predictor.domain
+    outcomes: list[Answer | Exception] = [RuntimeError("unanswered")] * len(jobs)
+    valid: list[tuple[int, RowBatch]] = []
+    for i, job in enumerate(jobs):
+        try:
+            valid.append((i, validated_rows(job.body, domain=domain, max_rows=job.max_rows)))
+        except Exception as exc:  # the job's own answer (ApiError: its 4xx)
+            outcomes[i] = exc
+    for group in _disjoint_series(valid):
+        answers = _answer_group([batch for _, batch in group], predictor, domain)
+        for (i, _), answer in zip(group, answers, strict=True):
+            outcomes[i] = answer
+    return outcomes
+
+
+def validated_rows(body: bytes, *, domain: ServingDomain, max_rows: int) -> RowBatch:
+    """Parse and validate a /predict body against ``domain``; ApiError (4xx) names every field."""
+    rows = extract_rows(parse_json_body(body), max_rows=max_rows)
+    problems = Problems()
+    batch = validate_types(rows, PredictRow, problems)
+    check_domain(batch, domain, problems)
+    check_duplicates(batch, problems)
+    check_horizon_prefix(batch, domain, problems)
+    raise_if_any(problems, domain, len(rows))
+    return batch
+
+
+def answer_validated(
+    batches: Sequence[RowBatch], predictor: Predictor, domain: ServingDomain
+) -> list[Answer]:
+    """Forecast validated requests in one model call; render each in its own request order."""
+    forecasts = forecast_batches(batches, predictor, families=domain.families)
+    version = predictor.model_version
+    answered = dt.datetime.now(dt.UTC)
+    return [
+        (
+            render_predictions(batch, sales, models, version),
+            ServedForecasts(
+                model_version=version,
+                history_end=domain.history_end,
+                request_time=answered,
+                dates=batch.date,
+                stores=batch.store_nbr,
+                families=batch.family,
+                sales=sales,
+                models=models,
+            ),
+        )
+        for batch, (sales, models) in zip(batches, forecasts, strict=True)
+    ]
+
+
+def forecast_batches(
+    batches: Sequence[RowBatch], predictor: Predictor, *, families: Sequence[str]
+) -> list[tuple[list[float], list[str]]]:
+    """Give closed days 0 here and send every other row of all ``batches`` in one call.
+
+    ``families``: the serving domain's (the request's snapshot: not read again here).
+    Returns (sales, model) lists per batch, in its row order.
+    """
+    opens = [
+        [k for k, day in enumerate(batch.date) if not is_closed_date(day)] for batch in batches
+    ]
+    results = [([0.0] * len(batch.date), ["closed"] * len(batch.date)) for batch in batches]
+    n_open = sum(len(positions) for positions in opens)
+    if not n_open:
+        return results
+    picked = [
+        (batch, k) for batch, positions in zip(batches, opens, strict=True) for k in positions
+    ]
+    sales, labels = checked_frame(predictor.predict(model_rows(picked, families)), n_open)
+    predicted: list[float] = sales.tolist()
+    model_col: list[str] = labels.tolist()
+    j = 0
+    for (batch_sales, batch_models), positions in zip(results, opens, strict=True):
+        for k in positions:
+            batch_sales[k], batch_models[k] = predicted[j], model_col[j]
+            j += 1
+    return results
+
+
+def model_rows(picked: Sequence[tuple[RowBatch, int]], families: Sequence[str]) -> pd.DataFrame:
+    """Build the predictor's input frame (canonical dtypes): row ``k`` of each picked batch."""
+    dtype, code = family_dtype(tuple(families))  # validated: every family is known
+    return pd.DataFrame(
+        {
+            DATE: from_ordinals([batch.date[k].toordinal() for batch, k in picked]),
+            STORE: np.array([batch.store_nbr[k] for batch, k in picked], dtype=np.int64),
+            FAMILY: pd.Categorical.from_codes(
+                [code[batch.family[k]] for batch, k in picked], dtype=dtype
+            ),
+            PROMO: np.array([batch.onpromotion[k] for batch, k in picked], dtype=np.int64),
+        }
+    )
+
+
+def _answer_group(
+    batches: list[RowBatch], predictor: Predictor, domain: ServingDomain
+) -> list[Answer | Exception]:
+    try:
+        return list(answer_validated(batches, predictor, domain))
+    except Exception as exc:
+        if len(batches) == 1:
+            return [exc]
+        logger.info("a micro-batch of %d requests failed; answering them one by one", len(batches))
+        return [_answer_group([batch], predictor, domain)[0] for batch in batches]
+
+
+def _disjoint_series(
+    valid: list[tuple[int, RowBatch]],
+) -> list[list[tuple[int, RowBatch]]]:
+    """Greedy groups of requests that share no (store_nbr, family) series, in order."""
+    groups: list[tuple[set[tuple[int, str]], list[tuple[int, RowBatch]]]] = []
+    for item in valid:
+        series = set(zip(item[1].store_nbr, item[1].family, strict=True))
+        for seen, members in groups:
+            if seen.isdisjoint(series):
+                seen |= series
+                members.append(item)
+                break
+        else:
+            groups.append((series, [item]))
+    return [members for _, members in groups]
+
+
+def render_predictions(
+    batch: RowBatch, sales: list[float], models: list[str], model_version: str
+) -> bytes:
+    """Serialize in request order; every value was validated or checked, so a template is safe.
+
+    Families come from the bundle's set and models from MODEL_NAMES; sales are finite floats
+    (``repr`` is valid JSON for those). A template is much faster than json.dumps of one dict
+    per row on a full-domain request (bench/api_overhead.py).
+    """
+    iso: dict[dt.date, str] = {}
+    fam: dict[str, str] = {}
+    parts: list[str] = []
+    for k in range(len(batch.index)):
+        day, family = batch.date[k], batch.family[k]
+        date_text = iso.get(day) or iso.setdefault(day, day.isoformat())
+        family_json = fam.get(family) or fam.setdefault(family, json.dumps(family))
+        ident = "" if batch.id[k] is None else f'"id": {int(batch.id[k] or 0)}, '
+        closed = "true" if models[k] == "closed" else "false"
+        parts.append(
+            f'{{{ident}"date": "{date_text}", "store_nbr": {int(batch.store_nbr[k])}, '
+            f'"family": {family_json}, "sales": {float(sales[k])!r}, "model": "{models[k]}", '
+            f'"closed": {closed}}}'
+        )
+    head = json.dumps(model_version)
+    return f'{{"model_version": {head}, "predictions": [{", ".join(parts)}]}}'.encode()
