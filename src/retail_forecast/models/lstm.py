@@ -1,12 +1,9 @@
-"""LSTMNet (nn.Module, in lstm_net.py) and LSTMForecaster."""
+"""LSTMForecaster: windowing, per-series scaling, fit, forecasts, save/load (net: lstm_net.py)."""
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Self
@@ -17,6 +14,7 @@ import pandas as pd
 import torch
 from pydantic import ValidationError
 
+from retail_forecast.closed_days import is_closed_day
 from retail_forecast.config import LSTMConfig
 from retail_forecast.errors import (
     ArtifactError,
@@ -25,7 +23,6 @@ from retail_forecast.errors import (
     NotFittedError,
     UnknownSeriesError,
 )
-from retail_forecast.features.calendar import is_closed_day
 from retail_forecast.features.keys import family_positions
 from retail_forecast.features.sequences import (
     ENCODER_FEATURES,
@@ -41,20 +38,18 @@ from retail_forecast.features.sequences import (
     fit_scaler,
     future_array,
     recent_sales,
-    sample_windows,
-    training_arrays,
 )
 from retail_forecast.models.lstm_net import (
     FORMAT,
     FORMAT_VERSION,
+    PREDICT_BATCH,
     LSTMNet,
     read_preprocessor,
     read_weights,
     torch_settings,
-    train_epoch,
-    weighted_mse,
     write_weights,
 )
+from retail_forecast.models.lstm_training import WindowBatches, train_net
 from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE, TARGET
 from retail_forecast.utils.io import write_json_atomic
 
@@ -67,7 +62,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 PREPROCESSOR_FILE: Final = "preprocessor_nn.json"
 WEIGHTS_FILE: Final = "lstm/weights.safetensors"
-PREDICT_BATCH: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -110,7 +104,11 @@ class LSTMForecaster:
             torch.manual_seed(cfg.seed)
             rng = np.random.default_rng(cfg.seed)
             net = self._new_net().to(device)
-            self._train(net, panel, z, val_start=val_start, rng=rng, device=device)
+            windows = WindowBatches(panel, z, self._series_scale(panel)[1], cfg.window, device)
+            trained = train_net(net, windows, config=cfg, val_start=val_start, rng=rng)
+        if trained.best_epoch is not None:
+            self.best_epoch_ = trained.best_epoch
+        self.val_rmsle_ = trained.val_rmsle
         self.net_ = net.cpu().eval()
         self.origin_ = panel.dates[-1]
         self.trained_on_ = {
@@ -156,94 +154,6 @@ class LSTMForecaster:
     def _scaled(self, panel: SeriesPanel) -> FloatArray:
         mean, std = self._series_scale(panel)
         return np.asarray((panel.log_sales - mean[:, None]) / std[:, None])
-
-    def _batch(
-        self, panel: SeriesPanel, z: FloatArray, *, rows: IntArray, origins: IntArray
-    ) -> tuple[torch.Tensor, ...]:
-        """Build encoder, future, target and loss-weight tensors for windows ending at origins."""
-        _, std = self._series_scale(panel)
-        arrays = training_arrays(
-            z, panel, rows=rows, origins=origins, window=self.config.window, std=std
-        )
-        return tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays)
-
-    def _train(
-        self,
-        net: LSTMNet,
-        panel: SeriesPanel,
-        z: FloatArray,
-        *,
-        val_start: int,
-        rng: np.random.Generator,
-        device: torch.device,
-    ) -> None:
-        """Sampled-window epochs with Adam; keep the weights of the best validation epoch."""
-        cfg = self.config
-        active = recent_sales(panel, max(cfg.dead_series_days, 1))
-        eligible = active.copy()
-        eligible[:, val_start - HORIZON :] = False  # targets must end before the validation
-        age = (val_start - 1 - np.arange(panel.n_days)).astype(np.float64)
-        day_weights = 0.5 ** (age / cfg.recency_halflife_days)
-        val_rows = np.flatnonzero(active[:, val_start - 1])
-        val = [
-            t.to(device)
-            for t in self._batch(
-                panel, z, rows=val_rows, origins=np.full(len(val_rows), val_start - 1)
-            )
-        ]
-        optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
-        schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
-        best, best_state, bad, started = math.inf, copy.deepcopy(net.state_dict()), 0, time.time()
-        # An epoch scales with the panel (windows_per_series each), capped at windows_per_epoch.
-        n_windows = min(cfg.windows_per_epoch, cfg.windows_per_series * panel.n_series)
-        for epoch in range(cfg.epochs):
-            rows, origins = sample_windows(
-                eligible=eligible, n=n_windows, day_weights=day_weights, rng=rng
-            )
-            train_loss = self._epoch(
-                net, optimizer, panel=panel, z=z, rows=rows, origins=origins, device=device
-            )
-            val_loss = weighted_mse(net, val, chunk=PREDICT_BATCH)
-            schedule.step()
-            logger.info(
-                "lstm epoch=%d train_rmsle=%.4f val_rmsle=%.4f elapsed_s=%.1f",
-                epoch,
-                math.sqrt(train_loss),
-                math.sqrt(val_loss),
-                time.time() - started,
-            )
-            if val_loss < best:
-                best, best_state, bad = val_loss, copy.deepcopy(net.state_dict()), 0
-                self.best_epoch_ = epoch
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-        net.load_state_dict(best_state)
-        self.val_rmsle_ = math.sqrt(best)
-
-    def _epoch(
-        self,
-        net: LSTMNet,
-        optimizer: torch.optim.Optimizer,
-        *,
-        panel: SeriesPanel,
-        z: FloatArray,
-        rows: IntArray,
-        origins: IntArray,
-        device: torch.device,
-    ) -> float:
-        size = self.config.batch_size
-        batches = (
-            [
-                t.to(device)
-                for t in self._batch(
-                    panel, z, rows=rows[s : s + size], origins=origins[s : s + size]
-                )
-            ]
-            for s in range(0, len(rows), size)
-        )
-        return train_epoch(net, optimizer, batches, grad_clip=self.config.grad_clip)
 
     # --- predict -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

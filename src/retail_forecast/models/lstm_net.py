@@ -19,6 +19,8 @@ from retail_forecast.utils.io import read_json
 N_DOW, N_MONTH, N_DOM, SMALL_EMB = 7, 12, 31, 3
 FORMAT: Final = "retail_forecast.lstm"
 FORMAT_VERSION: Final = 1
+# windows a forward pass without gradients takes at once (validation loss, forecasts)
+PREDICT_BATCH: Final = 4096
 
 
 class LSTMNet(nn.Module):

@@ -5,10 +5,12 @@ minus closed days (Dec 25) and, by default, the days before a series' first sale
 open yet). The last ``valid_days`` days before the origin are the early-stopping slice.
 
 Forecasts are recursive: day h's prediction (log1p) is written into the history window and
-feeds day h+1's lags and rolling means; each of the 16 steps is one ``inplace_predict`` over all
-requested series at once. Series without sales in the last ``dead_series_days`` days get 0.
-The "extended" feature set needs Kaggle's holidays_events table (``holidays=``); its national
-holiday dates are stored in ``preprocessor_xgboost.json``, so serving needs no table.
+feeds day h+1's lags and rolling means; each of the 16 steps is one call of a ``TreePredictor``
+(models/tree_predictor.py) over all requested series at once. Series without sales in the last
+``dead_series_days`` days get 0.
+The date feature ``is_national_holiday`` (a default) needs Kaggle's holidays_events table
+(``holidays=``); its national holiday dates are stored in ``preprocessor_xgboost.json`` with the
+feature spec, so serving needs no table.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy.typing as npt
 import pandas as pd
 import xgboost as xgb
 
+from retail_forecast.closed_days import is_closed_date, is_closed_day
 from retail_forecast.config import FeatureConfig, XGBoostConfig
 from retail_forecast.errors import (
     ArtifactError,
@@ -31,14 +34,9 @@ from retail_forecast.errors import (
     UnknownSeriesError,
 )
 from retail_forecast.features.builder import FeatureBuilder, FeatureSpec, Panel, panel_from_frame
-from retail_forecast.features.calendar import (
-    days_after,
-    is_closed_date,
-    is_closed_day,
-    national_holiday_dates,
-)
+from retail_forecast.features.calendar import days_after, national_holiday_dates
 from retail_forecast.features.keys import series_keys
-from retail_forecast.models.forest import CompiledForest
+from retail_forecast.models.tree_predictor import TreePredictor, tree_predictor
 from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE, TARGET
 from retail_forecast.utils.io import read_json, write_json_atomic
 
@@ -47,9 +45,6 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = Path("xgboost") / "model.ubj"
 PREPROCESSOR_FILE = Path("preprocessor_xgboost.json")
 FORMAT_VERSION = 1
-# Up to this many rows a recursion step runs on the CompiledForest (faster than XGBoost's
-# per-call setup): 1.4-1.8x at 32 rows, about even at 48-64 (bench/forest.py, RESULTS.md).
-FOREST_MAX_ROWS = 32
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -66,16 +61,16 @@ class XGBForecaster:
         self.config = config
         self.holidays = holidays
         self.features = features if features is not None else FeatureConfig.model_validate({})
-        self.forest_: CompiledForest | None = None  # set by compile_for_serving
+        self.serving_trees_: TreePredictor | None = None  # set by prepare_serving
 
     # --- training -------------------------------------------------------------------------
 
     def fit(self, history: pd.DataFrame) -> Self:
         """Train on the canonical frame up to the origin (its last day)."""
-        spec = FeatureSpec.named(self.features.feature_set)
+        spec = FeatureSpec.from_config(self.features)
         holiday_dates = national_holiday_dates(self.holidays)
-        if "is_national_holiday" in spec.calendar_extras and not holiday_dates:
-            logger.warning("feature set %s wants holidays but none were given", spec.name)
+        if "is_national_holiday" in spec.date_features and not holiday_dates:
+            logger.warning("the features want is_national_holiday but no holidays were given")
         builder = FeatureBuilder.from_frame(history, spec, holiday_dates=holiday_dates)
         panel = panel_from_frame(history)
         first_day = self._first_train_day(panel, spec)
@@ -89,7 +84,7 @@ class XGBForecaster:
         valid_rows = np.flatnonzero(keep & is_valid)
         started = time.perf_counter()
         self.booster_ = self._train(builder, x, y, train_rows, valid_rows)
-        self.forest_ = None
+        self.serving_trees_ = None
         self.fit_seconds_ = time.perf_counter() - started
         self.builder_ = builder
         self.n_train_rows_ = len(train_rows) + len(valid_rows)
@@ -255,25 +250,25 @@ class XGBForecaster:
             window[:, day] = 0.0 if is_closed_date(date) else self._predict_rows(x)
         return window[:, lookback:]
 
-    def compile_for_serving(self, *, batch_threads: int = 1) -> None:
-        """Set the model up for serving (DESIGN.md 5: concurrency comes from requests).
+    def prepare_serving(self, *, batch_threads: int = 1) -> None:
+        """Set the model up for serving (docs/DESIGN.md, section 5: concurrency from requests).
 
-        Steps of up to FOREST_MAX_ROWS rows (one row per series: every single-series request
-        and micro-batches of them) run on a :class:`CompiledForest` in the calling thread;
-        larger steps (many series, e.g. the all-series request) run on XGBoost with
-        ``batch_threads`` threads, so one large request uses the cores (all-series 2.1 s ->
-        0.9 s with 2 on 2 cores, bench/RESULTS.md serve).
+        Steps of a few rows (one row per series: every single-series request and micro-batches
+        of them) run on the NumPy tree walker in the calling thread; larger steps (many series,
+        e.g. the all-series request) run on XGBoost with ``batch_threads`` threads, so one
+        large request uses the cores (bench/RESULTS.md, serve). The choice:
+        :func:`~retail_forecast.models.tree_predictor.tree_predictor`.
         """
         _, booster = self._fitted()
         booster.set_param({"nthread": batch_threads})
-        self.forest_ = CompiledForest.from_booster(booster)
+        self.serving_trees_ = tree_predictor(booster, serving=True)
 
     def _predict_rows(self, x: npt.NDArray[np.float32]) -> FloatArray:
-        """One recursion step: the compiled forest for a few rows, XGBoost otherwise."""
-        if self.forest_ is not None and len(x) <= FOREST_MAX_ROWS:
-            return self.forest_.predict(x).astype(np.float64)
-        _, booster = self._fitted()
-        return np.asarray(booster.inplace_predict(x, validate_features=False), dtype=np.float64)
+        """One recursion step: the serving predictor once set up, XGBoost's own otherwise."""
+        trees = self.serving_trees_
+        if trees is None:
+            trees = tree_predictor(self._fitted()[1], serving=False)
+        return trees.predict(x).astype(np.float64)
 
     def dead_series(self, panel: Panel, series: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
         """Series whose last ``dead_series_days`` days all had zero sales (0 disables)."""
@@ -302,13 +297,11 @@ class XGBForecaster:
         meta = {
             "format_version": FORMAT_VERSION,
             "model_type": "xgboost",
-            "builder": builder.to_dict(),
-            "feature_set": builder.spec.name,
+            "builder": builder.to_dict(),  # its "spec" holds the feature set, as data
             "dead_series_days": self.config.dead_series_days,
             "horizon": HORIZON,
             "origin": str(self.origin_.date()),
             "config": self.config.model_dump(),
-            "features": self.features.model_dump(),
         }
         write_json_atomic(prep_path, meta)
         return [model_path, prep_path]
@@ -323,7 +316,8 @@ class XGBForecaster:
         meta = read_json(prep_path)
         if meta.get("format_version") != FORMAT_VERSION or meta.get("model_type") != "xgboost":
             raise ArtifactError(f"{prep_path} is not an xgboost preprocessor v{FORMAT_VERSION}")
-        forecaster = cls(XGBoostConfig(**meta["config"]), FeatureConfig(**meta["features"]))
+        builder = FeatureBuilder.from_dict(meta["builder"])
+        forecaster = cls(XGBoostConfig(**meta["config"]), builder.spec.to_config())
         booster = xgb.Booster()
         try:
             booster.load_model(str(model_path))
@@ -331,7 +325,7 @@ class XGBForecaster:
             raise ArtifactError(f"cannot load {model_path}: {exc}") from exc
         booster.set_param({"nthread": forecaster.config.nthread})
         forecaster.booster_ = booster
-        forecaster.builder_ = FeatureBuilder.from_dict(meta["builder"])
+        forecaster.builder_ = builder
         forecaster.origin_ = pd.Timestamp(meta["origin"])
         return forecaster
 

@@ -7,8 +7,9 @@ import xgboost as xgb
 from tests.models.test_xgboost import _config, _panel, _split, _xgb
 
 from retail_forecast.errors import ArtifactError
-from retail_forecast.models.forest import CompiledForest
-from retail_forecast.models.xgboost import FOREST_MAX_ROWS, XGBForecaster
+from retail_forecast.models.tree_predictor import WALKER_MAX_ROWS
+from retail_forecast.models.tree_walker import NumpyTreeWalker
+from retail_forecast.models.xgboost import XGBForecaster
 
 N_FEATURES = 6  # 4 numeric, then two categoricals (like store_nbr and family)
 
@@ -32,42 +33,42 @@ def _booster(objective: str = "reg:squarederror", rounds: int = 60) -> xgb.Boost
     return xgb.train({**params, "tree_method": "hist", "seed": 0}, dtrain, rounds)
 
 
-def test_compiled_forest_is_bit_identical_to_xgboost_with_categories_and_missing_values() -> None:
+def test_walker_is_bit_identical_to_xgboost_with_categories_and_missing_values() -> None:
     booster = _booster()
-    forest = CompiledForest.from_booster(booster)
+    walker = NumpyTreeWalker.from_booster(booster)
     x, _ = _data(2000, seed=1)
     x[:3, 4] = [25.0, -1.0, np.nan]  # unseen category codes and a missing category
     expected = booster.inplace_predict(x, validate_features=False)
-    assert forest.n_trees == 60
-    assert 1 <= forest.depth <= 6
-    assert np.any(forest.cat_row >= 0), "the booster should have categorical splits"
-    np.testing.assert_array_equal(forest.predict(x), expected)
+    assert walker.n_trees == 60
+    assert 1 <= walker.depth <= 6
+    assert np.any(walker.cat_row >= 0), "the booster should have categorical splits"
+    np.testing.assert_array_equal(walker.predict(x), expected)
     for n in (1, 3, 9):  # rows with and without missing values in one call
-        np.testing.assert_array_equal(forest.predict(x[:n]), expected[:n])
+        np.testing.assert_array_equal(walker.predict(x[:n]), expected[:n])
 
 
 def test_complete_layout_rows_reuse_their_categorical_values_only_for_the_same_categories() -> None:
     booster = _booster()
-    forest = CompiledForest.from_booster(booster)
+    walker = NumpyTreeWalker.from_booster(booster)
     x, _ = _data(400, seed=2)
     clean = x[~np.isnan(x).any(axis=1)][:40]  # the fast path: no missing value
     assert len(clean) == 40
     for n in (1, 5, 40):
         batch = clean[:n].copy()
-        np.testing.assert_array_equal(forest.predict(batch), booster.inplace_predict(batch))
+        np.testing.assert_array_equal(walker.predict(batch), booster.inplace_predict(batch))
         # the next recursive step: same series (categories), new numeric values
         batch[:, :4] = np.flip(clean[-n:, :4], axis=0)
-        np.testing.assert_array_equal(forest.predict(batch), booster.inplace_predict(batch))
+        np.testing.assert_array_equal(walker.predict(batch), booster.inplace_predict(batch))
         batch[:, 5] = (batch[:, 5] + 1) % 7  # other categories: recomputed, not reused
-        np.testing.assert_array_equal(forest.predict(batch), booster.inplace_predict(batch))
+        np.testing.assert_array_equal(walker.predict(batch), booster.inplace_predict(batch))
 
 
-def test_compiled_forest_refuses_other_objectives_and_wrong_widths() -> None:
+def test_walker_refuses_other_objectives_and_wrong_widths() -> None:
     with pytest.raises(ArtifactError, match="reg:absoluteerror"):
-        CompiledForest.from_booster(_booster("reg:absoluteerror", rounds=3))
-    forest = CompiledForest.from_booster(_booster(rounds=3))
+        NumpyTreeWalker.from_booster(_booster("reg:absoluteerror", rounds=3))
+    walker = NumpyTreeWalker.from_booster(_booster(rounds=3))
     with pytest.raises(ValueError, match="features"):
-        forest.predict(np.zeros((2, N_FEATURES + 1), dtype=np.float32))
+        walker.predict(np.zeros((2, N_FEATURES + 1), dtype=np.float32))
 
 
 def test_xgb_forecaster_serving_path_gives_the_same_forecasts() -> None:
@@ -76,29 +77,29 @@ def test_xgb_forecaster_serving_path_gives_the_same_forecasts() -> None:
     model: XGBForecaster = _xgb(_config()).fit(history)
     one_series = future[(future.store_nbr == 2) & (future.family == "FAM B")]
     assert len(one_series) <= 16
-    assert len(future) // 16 <= FOREST_MAX_ROWS
+    assert len(future) // 16 <= WALKER_MAX_ROWS
     plain_one = model.predict(history, one_series)["sales"].to_numpy()
     plain_all = model.predict(history, future)["sales"].to_numpy()
-    model.compile_for_serving()
-    assert model.forest_ is not None
+    model.prepare_serving()
+    assert model.serving_trees_ is not None
     np.testing.assert_array_equal(model.predict(history, one_series)["sales"], plain_one)
     np.testing.assert_array_equal(model.predict(history, future)["sales"], plain_all)
-    model.fit(history)  # a refit drops the compiled copy of the old trees
-    assert model.forest_ is None
+    model.fit(history)  # a refit drops the walker's copy of the old trees
+    assert model.serving_trees_ is None
     np.testing.assert_array_equal(model.predict(history, one_series)["sales"], plain_one)
 
 
 def test_one_row_fast_path_is_bit_identical_without_missing_values() -> None:
     booster = _booster()
-    forest = CompiledForest.from_booster(booster)
+    walker = NumpyTreeWalker.from_booster(booster)
     x, _ = _data(300, seed=2)
     x = x[~np.isnan(x).any(axis=1)]  # rows without NaN take the complete-layout path
     x[:2, 4] = [25.0, -1.0]  # unseen category codes go left, as in XGBoost
     expected = booster.inplace_predict(x, validate_features=False)
     assert len(x) > 100
-    got = np.concatenate([forest.predict(x[i : i + 1]) for i in range(len(x))])
+    got = np.concatenate([walker.predict(x[i : i + 1]) for i in range(len(x))])
     np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(forest.predict(x[:5]), expected[:5])  # cached decisions too
+    np.testing.assert_array_equal(walker.predict(x[:5]), expected[:5])  # cached decisions too
 
 
 def test_serving_threads_leave_the_forecasts_unchanged() -> None:
@@ -109,7 +110,7 @@ def test_serving_threads_leave_the_forecasts_unchanged() -> None:
     x = rng.normal(size=(300, len(model.builder_.feature_names))).astype(np.float32)
     one_thread = model._predict_rows(x)
     plain = model.predict(history, future)["sales"].to_numpy()
-    model.compile_for_serving(batch_threads=2)
+    model.prepare_serving(batch_threads=2)
     config = json.loads(model.booster_.save_config())
     assert config["learner"]["generic_param"]["nthread"] == "2"
     np.testing.assert_array_equal(model._predict_rows(x), one_thread)

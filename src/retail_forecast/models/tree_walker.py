@@ -1,12 +1,11 @@
-"""CompiledForest: an XGBoost tree ensemble as flat NumPy arrays, for small serving batches.
+"""NumpyTreeWalker: an XGBoost tree ensemble as flat NumPy arrays, walked for small batches.
 
 XGBoost's ``inplace_predict`` has a per-call cost that grows with the number of trees (it
-rebuilds a model view and per-tree tables on every call), so one series x 16 recursive steps of
-a ~1,000-tree model costs ~50 ms in XGBoost alone. Serving a single series needs one row per
-step (a micro-batch of concurrent requests a few rows); evaluating all trees of all rows at
-once as array operations (one gather per tree level) costs tens to hundreds of microseconds
-instead. Large batches (the all-series request, backtests) stay on XGBoost, which is faster
-per row.
+rebuilds a model view and per-tree tables on every call), and a served forecast is 16 recursive
+calls of one row a series. Walking all trees of all rows at once as array operations (one gather
+per tree level) costs a fraction of that for a few rows; large batches (the all-series request,
+backtests) stay on XGBoost, which is faster per row (the crossover, and why treelite's GTIL
+does not replace the walker: bench/RESULTS.md, forest).
 
 The arrays come from the booster's own JSON dump (``save_raw("json")``; no pickle). The result
 is bit-identical to ``inplace_predict`` for ``reg:squarederror`` models (tested): every split
@@ -38,7 +37,7 @@ COMPLETE_MAX_DEPTH = 10
 
 
 @dataclass(frozen=True)
-class CompiledForest:
+class NumpyTreeWalker:
     """All trees' nodes in flat arrays; a leaf's children point at itself."""
 
     feature: IntArray
@@ -119,16 +118,16 @@ class CompiledForest:
         return len(self.roots)
 
     @classmethod
-    def from_booster(cls, booster: xgb.Booster) -> CompiledForest:
+    def from_booster(cls, booster: xgb.Booster) -> NumpyTreeWalker:
         """Flatten a single-output gbtree regression booster (raises ArtifactError otherwise)."""
         learner = json.loads(bytes(booster.save_raw("json")))["learner"]
         objective = learner["objective"]["name"]
         model = learner["gradient_booster"]
         if model.get("name") != "gbtree" or objective not in SUPPORTED_OBJECTIVES:
-            raise ArtifactError(f"cannot compile a {model.get('name')}/{objective} model")
+            raise ArtifactError(f"cannot walk a {model.get('name')}/{objective} model")
         params = learner["learner_model_param"]
         if int(params.get("num_target", "1")) != 1 or int(params.get("num_class", "0")) > 1:
-            raise ArtifactError("cannot compile a multi-output model")
+            raise ArtifactError("cannot walk a multi-output model")
         base = json.loads(params["base_score"]) if params["base_score"].startswith("[") else None
         base_score = np.float32(base[0] if base is not None else float(params["base_score"]))
         return _flatten(
@@ -246,7 +245,7 @@ class CompiledForest:
 
 def _flatten(
     trees: list[dict[str, Any]], *, base_score: np.float32, n_features: int
-) -> CompiledForest:
+) -> NumpyTreeWalker:
     feature, threshold, left, right, default_left, cat_row, roots = [], [], [], [], [], [], []
     cat_sets: list[list[int]] = []
     depth = 0
@@ -271,7 +270,7 @@ def _flatten(
     cat_right = np.zeros((len(cat_sets), n_categories), dtype=np.bool_)
     for i, members in enumerate(cat_sets):
         cat_right[i, members] = True
-    return CompiledForest(
+    return NumpyTreeWalker(
         feature=np.concatenate(feature),
         threshold=np.concatenate(threshold),
         left=np.concatenate(left),
