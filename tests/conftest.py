@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+# pytester: tests/tooling/test_data_marker.py runs this conftest on a tiny suite
+pytest_plugins = ("pytester",)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_PATH = REPO_ROOT.parent / "shared" / "data" / "favorita-store-sales"
@@ -19,11 +23,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _data_path(config: pytest.Config) -> Path:
+    return Path(str(config.getoption("--data-path")))
+
+
+def _require_real_data(path: Path) -> None:
+    """Skip when the real data is absent (a plain clone); fail instead when ``CI`` is set.
+
+    CI has ``../shared`` beside the repository, so there a missing directory is a broken run.
+    """
+    if (path / "stores.csv").exists():
+        return
+    message = f"real Favorita data not found at {path} (--data-path DIR points elsewhere)"
+    if os.environ.get("CI", "").strip().lower() not in {"", "0", "false"}:
+        pytest.fail(f"{message}; CI is set, so the data tests must run", pytrace=False)
+    pytest.skip(f"{message}: data test skipped")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    uses_data = "favorita_dir" in getattr(item, "fixturenames", ())
+    if uses_data and item.get_closest_marker("data") is None:
+        # the quick loop deselects by marker: an unmarked data test would run there
+        pytest.fail(f"{item.nodeid} reads the real data: mark it @pytest.mark.data", pytrace=False)
+    if item.get_closest_marker("data") is not None:
+        _require_real_data(_data_path(item.config))
+
+
 @pytest.fixture(scope="session")
 def favorita_dir(request: pytest.FixtureRequest) -> Path:
-    path = Path(str(request.config.getoption("--data-path")))
-    if not (path / "stores.csv").exists():
-        pytest.fail(f"real Favorita data not found at {path} (use --data-path)")
+    path = _data_path(request.config)
+    _require_real_data(path)
     return path
 
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/predict: happy paths and RELIABILITY.md's bad-input table (promises 4, 18, 19)."""
+"""POST /api/v1/predict: happy paths and docs/RELIABILITY.md's bad inputs (promises 4, 18, 19)."""
 
 from __future__ import annotations
 
@@ -296,7 +296,7 @@ def test_p08_memory_stays_flat_over_many_predictions(predictor: SeasonalNaivePre
     import gc
     import tracemalloc
 
-    from retail_forecast.api.routes.predict import answer_predict
+    from retail_forecast.api.predict_service import answer_predict
 
     body = json.dumps({"rows": series_rows(store=2, family="GROCERY I", days=3)}).encode()
     bad = json.dumps({"rows": [row(store_nbr=99)]}).encode()

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from retail_forecast.artifacts import BundleWriter
 from retail_forecast.cli import app
 from retail_forecast.config import DataConfig
+from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
 from retail_forecast.monitoring.prediction_log import PredictionLog
 from retail_forecast.monitoring.reference import write_reference
-from retail_forecast.pipeline.build_dataset import build_dataset
 
 METRICS = {
     "mean": {"xgboost": 0.4},

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.notebook_helpers import run_notebook
+from tests.notebooks.notebook_helpers import run_notebook
 
 DIFF_LINE = r"(\w+): (\d+) forecasts via the endpoint, max \|remote - local\| = (\S+)"
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_sagemaker.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_sagemaker.ipynb"
 
 
 @pytest.mark.integration

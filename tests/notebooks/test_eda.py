@@ -8,11 +8,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
-from tests.notebook_helpers import run_notebook
+from tests.notebooks.notebook_helpers import run_notebook
 
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 EDA = REPO_ROOT / "notebooks" / "01_eda.ipynb"
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "inference"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
 
 from bundle_helpers import TinyBundle, build_tiny_bundle
 
