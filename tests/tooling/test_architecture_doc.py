@@ -7,10 +7,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from retail_forecast.config import Settings
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "src"
 PACKAGE = SRC / "retail_forecast"
@@ -32,7 +28,6 @@ NUMBER_LIST = r"\d+(?:\s*(?:,|and|or|-|–|/)\s*\d+)*"
 PROMISE_CITATION = re.compile(rf"\bpromises?[\s-]+({NUMBER_LIST})", re.IGNORECASE)
 PROMISE_TEST = re.compile(r"\btest_p(\d{2})_")
 DESIGN_SECTION = re.compile(r"docs/DESIGN\.md,? sections? (\d+)")
-SETTING = re.compile(r"\bRF_[A-Z0-9_]*[A-Z0-9]\b")
 
 # What a citation outside docs/ may not look like: the team's brief beside the repository, or a
 # doc named without the folder that holds it (this file spells them, so it is not scanned).
@@ -110,23 +105,6 @@ def test_paths_named_in_docs_exist() -> None:
         if not _resolve(token).exists()
     ]
     assert missing == []
-
-
-def _setting_names(model: type[BaseModel], prefix: str = "RF_") -> set[str]:
-    names: set[str] = set()
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names |= _setting_names(annotation, f"{prefix}{name.upper()}__")
-        else:
-            names.add(f"{prefix}{name.upper()}")
-    return names
-
-
-def test_settings_named_in_docs_exist() -> None:
-    named = {name for doc in DOCS.glob("*.md") for name in SETTING.findall(doc.read_text())}
-    assert named, "no RF_ settings found in docs/"
-    assert sorted(named - _setting_names(Settings)) == []
 
 
 def test_every_cited_promise_is_defined_in_docs_reliability() -> None:

@@ -45,3 +45,11 @@ def test_env_example_names_only_real_settings() -> None:
     named = set(re.findall(r"^# (RF_[A-Z0-9_]+)=", text, flags=re.MULTILINE))
     assert named, "no RF_ settings found in .env.example"
     assert named <= _setting_names(Settings), sorted(named - _setting_names(Settings))
+
+
+def test_settings_named_in_docs_exist() -> None:
+    docs = REPO_ROOT / "docs"
+    setting = re.compile(r"\bRF_[A-Z0-9_]*[A-Z0-9]\b")
+    named = {name for doc in docs.glob("*.md") for name in setting.findall(doc.read_text())}
+    assert named, "no RF_ settings found in docs/"
+    assert sorted(named - _setting_names(Settings)) == []
