@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -229,8 +230,20 @@ class _Meeting(_Recorder):
 
 
 class _Broken(_Recorder):
+    raised = threading.Event()
+
     def fit(self, history: pd.DataFrame) -> "_Broken":
+        _Broken.raised.set()
         raise DataValidationError("broken model")
+
+
+class _AfterBroken(_Recorder):
+    """A healthy model whose first fit ends only after the broken lane has failed."""
+
+    def fit(self, history: pd.DataFrame) -> "_Recorder":
+        assert _Broken.raised.wait(10)
+        time.sleep(0.2)  # the failing lane sets the stop flag right after its raise
+        return super().fit(history)
 
 
 def test_parallel_models_fit_side_by_side_with_the_sequential_result() -> None:
@@ -251,8 +264,9 @@ def test_one_at_a_time_without_parallel() -> None:
 
 def test_a_failing_parallel_model_stops_the_backtest_with_its_error() -> None:
     _Recorder.seen = []
+    _Broken.raised.clear()
     with pytest.raises(DataValidationError, match="broken model"):
-        run_backtest(_panel(), {"a": _Recorder, "b": _Broken}, folds=3, parallel=("a", "b"))
+        run_backtest(_panel(), {"a": _AfterBroken, "b": _Broken}, folds=3, parallel=("a", "b"))
     assert len(_Recorder.seen) <= 2  # the healthy lane stops at its next fold
 
 
