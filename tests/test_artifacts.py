@@ -10,7 +10,11 @@ import json
 import logging
 import os
 import pickle
+import stat
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +39,10 @@ from retail_forecast.artifacts import (
     set_current,
     verify_bundle,
 )
+from retail_forecast.config import FEATURE_PRESETS, XGBoostConfig
 from retail_forecast.errors import ArtifactError, UnknownVersionError
 from retail_forecast.manifest import MODEL_TYPE, SCHEMA_VERSION, content_problem
+from retail_forecast.models.xgboost import XGBForecaster
 
 FINGERPRINT = hashlib.sha256(b"canonical frame").hexdigest()
 METADATA = {
@@ -558,18 +564,87 @@ def test_p23_rerun_after_crash_before_pointer_swap_sets_current(root: Path) -> N
     assert resolve_current(root).name == new  # ... but ends where an uninterrupted run ends
 
 
-def test_p22_stale_staging_from_a_killed_writer_is_removed(root: Path, bundle: Path) -> None:
-    stale = root / ".staging-0123abcd"
-    stale.mkdir()
-    (stale / "config.json").write_text("{}")
-    os.utime(stale, (0, 0))
-    fresh = root / ".staging-fresh"
-    fresh.mkdir()
-    assert list_versions(root) == [bundle.name]
-    assert artifacts.remove_stale_staging(root, older_than_s=3600) == [stale]
-    assert not stale.exists()
-    assert fresh.exists()
-    assert bundle.exists()
+WRITER = """
+import sys, time
+from pathlib import Path
+from retail_forecast.artifacts import BundleWriter
+with BundleWriter(Path(sys.argv[1]), fingerprint=sys.argv[2]) as writer:
+    (writer.directory / "config.json").write_text("{}")
+    print(writer.directory, flush=True)
+    time.sleep(120)
+"""
+
+
+def _start_writer(root: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A writer in another process, inside its ``with`` block; returns it and its staging dir."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(root), FINGERPRINT], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def _age(path: Path, seconds: float) -> None:
+    when = time.time() - seconds
+    for item in [path, *path.rglob("*")]:
+        os.utime(item, (when, when))
+
+
+def test_p22_a_killed_writers_staging_goes_at_the_next_write_and_a_live_ones_stays(
+    root: Path,
+) -> None:
+    killed, killed_dir = _start_writer(root)
+    killed.kill()  # SIGKILL: no `finally`, the staging directory stays behind
+    killed.wait(10)
+    live, live_dir = _start_writer(root)
+    try:
+        for staging in (killed_dir, live_dir):
+            assert staging.name.startswith(".staging-")
+            _age(staging, 3600)  # the next write starts after a training: both look old
+        published = _publish(root)
+        assert not killed_dir.exists()
+        assert (live_dir / "config.json").read_text() == "{}"  # its lock protects it
+        assert list_versions(root) == [published.name]
+    finally:
+        live.kill()
+        live.wait(10)
+
+
+def test_p22_every_bundle_file_is_0600_whatever_wrote_it(root: Path) -> None:
+    old = os.umask(0o022)  # what a library writing its own file (XGBoost) honours: 0644
+    try:
+        bundle = _publish(root)
+    finally:
+        os.umask(old)
+    modes = {
+        p.relative_to(bundle).as_posix(): stat.S_IMODE(p.stat().st_mode)
+        for p in bundle.rglob("*")
+        if p.is_file()
+    }
+    assert XGB_FILE in modes
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_p22_xgboost_writes_its_model_0600(tmp_path: Path) -> None:
+    dates = pd.date_range(end="2017-08-15", periods=60, freq="D")
+    history = pd.DataFrame(
+        {
+            "date": dates.repeat(2),
+            "store_nbr": np.tile(np.array([1, 2], dtype=np.int64), 60),
+            "family": pd.Categorical(["FAM A"] * 120, categories=["FAM A"]),
+            "sales": np.arange(120, dtype=np.float64) % 17,
+            "onpromotion": np.zeros(120, dtype=np.int64),
+            "is_closed": False,
+        }
+    )
+    config = XGBoostConfig(n_estimators=3, early_stopping_rounds=2, nthread=1)
+    model = XGBForecaster(config, FEATURE_PRESETS["required"]).fit(history)
+    old = os.umask(0o022)
+    try:
+        model.save(tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / XGB_FILE).stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("name", ["../x", "/etc/passwd", "..%2f", "．．／", "a" * 10_000])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -17,21 +18,23 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pandas as pd
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 from starlette.middleware.cors import CORSMiddleware
 
-from retail_forecast.api.deps import ServiceState, make_api_key_check
+from retail_forecast.api.deps import ServiceState
 from retail_forecast.api.errors import install_error_handlers
 from retail_forecast.api.routes import actuals, health, models, monitoring, predict
 from retail_forecast.api.runtime.middleware import (
+    API_KEY_HEADER,
+    ApiKeyMiddleware,
     BodyLimitMiddleware,
     ConnectionRecycleMiddleware,
     LoadSheddingMiddleware,
     RequestIdMiddleware,
 )
-from retail_forecast.api.schemas import ActualsRequest, PredictRequest
+from retail_forecast.api.schemas import ActualsRequest, PredictRequest, state_sales_bounds
 from retail_forecast.api.validation import actuals_window
 from retail_forecast.closed_days import is_closed_date
 from retail_forecast.config import Settings
@@ -86,17 +89,18 @@ def create_app(
         lifespan=_lifespan(settings, loader, freeze_gc=bool(freeze_gc)),
     )
     install_error_handlers(app)
-    api_deps = [Depends(make_api_key_check(settings.api.api_keys))] if settings.api.api_keys else []
     app.include_router(health.router)
     for module in (predict, actuals, models, monitoring):
-        app.include_router(module.router, prefix=API_PREFIX, dependencies=api_deps)
+        app.include_router(module.router, prefix=API_PREFIX)
     _add_middleware(app, settings)
     app.openapi = _openapi_builder(app, settings)  # type: ignore[method-assign]
     return app
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    # Added innermost first: RequestId -> connection recycling -> CORS -> shedding -> body limit.
+    # Added innermost first. Outermost to innermost: RequestId -> connection recycling -> CORS
+    # (answers preflights, which carry no key) -> API key (before any slot is taken or any
+    # body byte read, promise 16) -> shedding -> body limit.
     api = settings.api
     json_paths = frozenset({f"{API_PREFIX}/predict", f"{API_PREFIX}/actuals"})
     app.add_middleware(
@@ -105,6 +109,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         LoadSheddingMiddleware, max_in_flight=api.max_in_flight, retry_after_s=api.retry_after_s
     )
+    if api.api_keys:
+        app.add_middleware(ApiKeyMiddleware, api_keys=api.api_keys)
     if api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -206,6 +212,9 @@ def _openapi_builder(app: FastAPI, settings: Settings) -> Callable[[], dict[str,
         components = schema["components"]["schemas"]
         for name in ("PredictRequest", "ActualsRequest"):
             components[name]["properties"]["rows"]["maxItems"] = settings.api.max_rows
+        state_sales_bounds(components, settings.actuals)  # the plausibility rule of actuals
+        if settings.api.api_keys:
+            _state_api_key(schema)
         state = getattr(app.state, "service", None)
         predictor = state.predictor if isinstance(state, ServiceState) else None
         if predictor is not None:
@@ -226,8 +235,23 @@ def _state_domain(components: dict[str, Any], domain: ServingDomain) -> None:
         props["onpromotion"]["maximum"] = domain.onpromotion_cap
     window = [d.isoformat() for d in domain.window()]
     components["PredictRow"]["properties"]["date"]["enum"] = window
+    # JSON Schema has no bounds for date strings (minimum/maximum are for numbers), so the
+    # accepted days are listed: fuzzers and clients can generate rows the service accepts.
     first, last = actuals_window(domain)
-    components["ActualsRow"]["properties"]["date"]["description"] = f"From {first} to {last}."
+    days = [(first + dt.timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
+    components["ActualsRow"]["properties"]["date"].update(
+        enum=days, description=f"From {first} to {last}."
+    )
+
+
+def _state_api_key(schema: dict[str, Any]) -> None:
+    """Every operation needs the key header, except the probes (promise 16)."""
+    schema["components"]["securitySchemes"] = {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+    }
+    schema["security"] = [{"ApiKey": []}]
+    for path in ("/health", "/ready"):
+        schema["paths"][path]["get"]["security"] = []
 
 
 app = create_app

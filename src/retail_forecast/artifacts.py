@@ -14,7 +14,10 @@ Writing goes through :class:`BundleWriter`: models save into a private staging d
 ``<root>/.staging-<uuid>/``; on success every file is hashed and fsynced, ``manifest.json`` is
 written last, and the staging directory is renamed to ``<root>/<version>`` in one step. A version
 directory therefore either does not exist or is complete (promise 22). Publishing a version that
-already exists does nothing (promise 23).
+already exists does nothing (promise 23). A writer holds an exclusive ``flock`` on its staging
+directory for its whole life, so the next writer can tell a killed writer's leftovers (nobody
+holds them) from a live writer's, and removes only the former when it starts. Every bundle file
+is made ``0600``, whatever wrote it.
 
 Reading goes through :func:`verify_bundle` (or :meth:`ModelBundle.open`): ``schema_version``,
 ``model_type`` and the size, sha256 and content type of every listed file are checked before
@@ -34,7 +37,6 @@ import logging
 import os
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,6 +58,8 @@ from retail_forecast.manifest import (
     verify_member,
 )
 from retail_forecast.utils.io import fsync_dir, sha256_file, write_json_atomic, write_text_atomic
+from retail_forecast.utils.staging import STAGING_PREFIX as STAGING_PREFIX  # aws/s3.py uses it
+from retail_forecast.utils.staging import hold_staging_lock, remove_stale_staging
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ VERSION_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 FINGERPRINT_PATTERN: Final = re.compile(r"[0-9a-f]{8,128}")
 MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 MAX_POINTER_BYTES: Final = 256
-STAGING_PREFIX: Final = ".staging-"
+FILE_MODE: Final = 0o600
 
 
 def make_version(created_at: dt.datetime, fingerprint: str) -> str:
@@ -144,25 +148,6 @@ def set_current(root: Path, version: str) -> None:
             return
     write_text_atomic(pointer, version + "\n")
     logger.info("current version set root=%s version=%s", root, version)
-
-
-def remove_stale_staging(root: Path, *, older_than_s: float = 24 * 3600) -> list[Path]:
-    """Delete staging directories left by killed writers; they are never visible as versions."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    cutoff = time.time() - older_than_s
-    stale = [
-        entry
-        for entry in root.iterdir()
-        if entry.name.startswith(STAGING_PREFIX)
-        and not entry.is_symlink()
-        and entry.stat().st_mtime < cutoff
-    ]
-    for entry in stale:
-        shutil.rmtree(entry, ignore_errors=True)
-        logger.warning("removed stale staging directory %s", entry)
-    return stale
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -273,6 +258,7 @@ def _inventory(staging: Path) -> dict[str, FileEntry]:
             problem = content_problem(path)
             if problem is not None:
                 raise ArtifactError(f"{rel}: refused, {problem}")
+            path.chmod(FILE_MODE)  # whatever wrote it (a library may honour the umask)
             with path.open("rb") as fh:
                 os.fsync(fh.fileno())
             files[rel] = FileEntry(sha256=sha256_file(path), size=path.stat().st_size)
@@ -315,6 +301,7 @@ class BundleWriter:
         self.path: Path | None = None
         self.is_published_now = False
         self._staging: Path | None = None
+        self._lock_fd: int | None = None
 
     @property
     def directory(self) -> Path:
@@ -328,8 +315,10 @@ class BundleWriter:
         if self.version is not None and not VERSION_PATTERN.fullmatch(self.version):
             raise ArtifactError(f"invalid version name {self.version[:80]!r}")
         self.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(self.root)  # what killed writers left (promise 22)
         self._staging = self.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
-        self._staging.mkdir()
+        self._staging.mkdir(mode=0o700)
+        self._lock_fd = hold_staging_lock(self._staging)
         return self
 
     def __exit__(
@@ -345,6 +334,9 @@ class BundleWriter:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             self._staging = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # after the rename or the removal: never unlocked early
+                self._lock_fd = None
 
     def write_json(self, name: str, obj: Any) -> Path:
         """Write a JSON file into the staging directory (atomically)."""

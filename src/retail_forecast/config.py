@@ -239,6 +239,24 @@ class MonitoringConfig(Section):
     # API: served predictions wait for the log writer thread in a queue bounded by rows;
     # past it a batch is dropped (counted, logged), never waited for (promise 26)
     log_queue_rows: int = Field(default=200_000, ge=1)
+    # series_jump check (monitoring/checks.py): a series whose highest recent sales exceed
+    # factor x max(its median over the drift window, floor), or factor x the reference's top
+    # sales quantile. 50: no series in most 28-day windows of the Favorita data, up to 3 real
+    # outliers around December; factor 10 flags 3-50 series in every window
+    series_jump_factor: float = Field(default=50.0, gt=1)
+    series_jump_floor: float = Field(default=10.0, ge=0)
+
+
+class ActualsConfig(Section):
+    """Plausibility of POST /api/v1/actuals (storage/plausibility.py).
+
+    A value above spike_factor x max(the series' highest sales in the stored history window,
+    spike_floor) is refused (422) unless its row says ``confirm_spike``; 10 and 10 refuse ~20
+    real days in two years of Favorita data, besides the first days of new stores.
+    """
+
+    spike_factor: float = Field(default=10.0, gt=1)
+    spike_floor: float = Field(default=10.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -264,6 +282,7 @@ class Settings(BaseSettings):
     api: ApiConfig = ApiConfig()
     aws: AwsConfig = AwsConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    actuals: ActualsConfig = ActualsConfig()
 
     @field_validator("log_level")
     @classmethod

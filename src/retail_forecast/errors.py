@@ -51,3 +51,14 @@ class RemoteModelError(ForecastError):
 
 class RemoteUnavailableError(ForecastError):
     """A remote model endpoint stayed throttled, not ready or unreachable (API 503)."""
+
+
+class StoreReadOnlyError(ForecastError):
+    """The history store cannot be written (read-only mount, no permission); API 503.
+
+    The service still forecasts from what it could read; only writes (actuals) are refused.
+    """
+
+
+class StoreFullError(ForecastError):
+    """The disk under the history store is full; nothing of the write was kept (API 507)."""

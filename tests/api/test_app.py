@@ -10,6 +10,7 @@ import secrets
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -38,13 +39,14 @@ def test_p01_ready_is_503_until_the_loader_returns(predictor: SeasonalNaivePredi
         return predictor
 
     with serve(loader=slow_loader, ready=False) as client:
-        assert client.get("/health").status_code == 200
+        assert client.get("/health").status_code == 200  # a slow load is no reason to restart
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["status"] == "loading"
         blocked = client.post(URL, json={"rows": series_rows(days=1)})
         assert blocked.status_code == 503
-        assert blocked.headers["retry-after"]
+        assert blocked.json()["error"] == "not_ready"
+        assert blocked.headers["retry-after"]  # transient: loading ends
         release.set()
         deadline = time.monotonic() + 5
         while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
@@ -57,6 +59,12 @@ def test_p01_ready_is_503_until_the_loader_returns(predictor: SeasonalNaivePredi
         assert client.post(URL, json={"rows": series_rows(days=1)}).status_code == 200
 
 
+def wait_loaded(client: TestClient) -> None:
+    deadline = time.monotonic() + 5
+    while client.get("/ready").json()["status"] == "loading" and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_p01_corrupt_bundle_keeps_ready_503_and_logs_why(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -64,15 +72,36 @@ def test_p01_corrupt_bundle_keeps_ready_503_and_logs_why(
         raise ArtifactError("sha256 mismatch for xgboost/model.ubj")
 
     with caplog.at_level(logging.ERROR), serve(loader=corrupt, ready=False) as client:
-        deadline = time.monotonic() + 5
-        while client.get("/ready").json()["status"] == "loading" and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_loaded(client)
         ready = client.get("/ready")
-        assert client.get("/health").status_code == 200
     assert ready.status_code == 503
     assert ready.json()["status"] == "failed"
     assert "model.ubj" not in ready.text  # the reason is in the log, not the public body
     assert "sha256 mismatch" in caplog.text
+
+
+@pytest.mark.parametrize("failure", [ArtifactError("sha256 mismatch"), RuntimeError("crash")])
+def test_p01_a_failed_load_fails_liveness_and_its_503s_carry_no_retry_after(
+    failure: Exception,
+) -> None:
+    """The load is never retried in-process: only a restart helps, so liveness says so."""
+
+    def failing(_settings: Settings) -> SeasonalNaivePredictor:
+        raise failure
+
+    with serve(loader=failing, ready=False) as client:
+        wait_loaded(client)
+        health = client.get("/health")
+        ready = client.get("/ready")
+        predict = client.post(URL, json={"rows": series_rows(days=1)})
+        actuals = client.post("/api/v1/actuals", json={"rows": []})
+        models = client.get("/api/v1/models")
+    assert (health.status_code, health.json()) == (503, {"status": "failed"})
+    assert (ready.status_code, ready.json()["status"]) == (503, "failed")
+    assert (predict.status_code, predict.json()["error"]) == (503, "load_failed")
+    assert (actuals.status_code, models.status_code) == (503, 503)
+    for response in (health, ready, predict, actuals, models):
+        assert "retry-after" not in response.headers, response.request.url
 
 
 def test_p01_failed_warm_up_keeps_ready_503() -> None:
@@ -83,11 +112,10 @@ def test_p01_failed_warm_up_keeps_ready_503() -> None:
             return out
 
     with serve(BrokenPredictor(make_history()), ready=False) as client:
-        deadline = time.monotonic() + 5
-        while client.get("/ready").json()["status"] == "loading" and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_loaded(client)
         assert client.get("/ready").status_code == 503
         assert client.get("/ready").json()["status"] == "failed"
+        assert client.get("/health").status_code == 503
 
 
 def test_p01_health_answers_while_cpu_bound_predictions_run() -> None:
@@ -299,7 +327,7 @@ def test_p16_good_key_passes_and_compare_digest_is_used(
         seen.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("retail_forecast.api.deps.secrets.compare_digest", spy)
+    monkeypatch.setattr("retail_forecast.api.runtime.middleware.secrets.compare_digest", spy)
     with serve(predictor, api_keys=("other-key", KEY)) as client:
         ok = client.post(URL, json={"rows": series_rows(days=1)}, headers={"X-Api-Key": KEY})
         in_query = client.post(f"{URL}?api_key={KEY}", json={"rows": series_rows(days=1)})
@@ -310,6 +338,85 @@ def test_p16_good_key_passes_and_compare_digest_is_used(
     assert seen
     assert all(len(a) == len(b) == 32 for a, b in seen)
     assert hashlib.sha256(KEY.encode()).digest() in {b for _, b in seen}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/redoc"),
+        ("GET", "/docs/oauth2-redirect"),
+        ("GET", "/api/v1/models"),
+        ("GET", "/api/v1/monitoring/status"),
+        ("GET", "/nope"),
+        ("POST", "/health"),
+        ("POST", "/ready"),
+    ],
+)
+def test_p16_with_keys_everything_but_the_probes_needs_a_key(
+    predictor: SeasonalNaivePredictor, method: str, path: str
+) -> None:
+    with serve(predictor, api_keys=(KEY,)) as client:
+        refused = client.request(method, path)
+        allowed = client.request(method, path, headers={"X-Api-Key": KEY})
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "unauthorized"
+    assert "model_version" not in refused.text
+    assert "BEVERAGES" not in refused.text
+    assert allowed.status_code != 401
+
+
+def test_p16_ready_stays_open_for_probes_but_answers_only_its_status(
+    predictor: SeasonalNaivePredictor,
+) -> None:
+    release = threading.Event()
+
+    def slow_loader(_settings: Settings) -> SeasonalNaivePredictor:
+        release.wait(10)
+        return predictor
+
+    with serve(loader=slow_loader, ready=False, api_keys=(KEY,)) as client:
+        loading = client.get("/ready")
+        release.set()
+        wait_loaded(client)
+        open_ready = client.get("/ready")
+        keyed = client.get("/ready", headers={"X-Api-Key": KEY})
+        health = client.get("/health")
+    assert (loading.status_code, loading.json()) == (503, {"status": "loading"})
+    assert (open_ready.status_code, open_ready.json()) == (200, {"status": "ready"})
+    assert open_ready.headers["content-length"] == str(len(open_ready.content))
+    assert keyed.json()["model_version"] == "naive-test-1"  # the details need the key
+    assert health.status_code == 200
+
+
+def test_p16_openapi_states_the_key_and_the_open_probes(
+    predictor: SeasonalNaivePredictor,
+) -> None:
+    with serve(predictor, api_keys=(KEY,)) as client:
+        schema = client.get("/openapi.json", headers={"X-Api-Key": KEY}).json()
+    scheme = schema["components"]["securitySchemes"]["ApiKey"]
+    assert scheme == {"type": "apiKey", "in": "header", "name": "X-Api-Key"}
+    assert schema["security"] == [{"ApiKey": []}]
+    assert schema["paths"]["/health"]["get"]["security"] == []
+    assert "security" not in schema["paths"][URL]["post"]  # the global requirement applies
+
+
+def test_p16_an_unauthenticated_request_gets_401_before_its_body_is_read(
+    predictor: SeasonalNaivePredictor,
+) -> None:
+    read: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(4):
+            read.append(1)
+            yield b" " * 1024
+
+    with serve(predictor, api_keys=(KEY,)) as client:
+        refused = client.post(URL, content=chunks(), headers={"Content-Type": "application/json"})
+    assert refused.status_code == 401
+    assert len(read) <= 1  # the test client hands over the first chunk before the app runs
+    assert refused.headers["connection"] == "close"
 
 
 def test_p17_cors_is_closed_by_default(client: TestClient) -> None:
@@ -365,6 +472,12 @@ def test_p19_openapi_states_types_ranges_and_the_bundle_domain(client: TestClien
     assert (rows["minItems"], rows["maxItems"]) == (1, 50_000)
     assert comps["PredictRequest"]["additionalProperties"] is False
     assert comps["ActualsRow"]["properties"]["sales"]["minimum"] == 0
+    actuals_date = comps["ActualsRow"]["properties"]["date"]
+    assert actuals_date["format"] == "date"
+    # history end - 365 days .. the end of the forecast window, every day listed
+    assert actuals_date["enum"][0] == "2016-08-15"
+    assert actuals_date["enum"][-1] == day(16)
+    assert len(actuals_date["enum"]) == 365 + 16 + 1
     post = schema["paths"][URL]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/PredictRequest"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,12 @@ from fastapi.testclient import TestClient
 
 from retail_forecast.app import create_app
 from retail_forecast.artifacts import ModelBundle
-from retail_forecast.errors import ArtifactError, DataValidationError, UnknownSeriesError
+from retail_forecast.errors import (
+    ArtifactError,
+    DataValidationError,
+    StoreReadOnlyError,
+    UnknownSeriesError,
+)
 from retail_forecast.inference.local import LocalPredictor
 from retail_forecast.inference.predictor import MonitoringSource, Predictor
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
@@ -200,7 +206,7 @@ def test_p12_tampered_bundle_keeps_ready_503(tiny_bundle: TinyBundle, tmp_path: 
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert "model.ubj" not in ready.text  # the reason is generic; details go to the log
-        assert client.get("/health").status_code == 200
+        assert client.get("/health").status_code == 503  # a failed load is permanent: restart
         row = {"date": "2017-08-16", "store_nbr": 1, "family": "AUTOMOTIVE", "onpromotion": 0}
         assert client.post("/api/v1/predict", json={"rows": [row]}).status_code == 503
 
@@ -223,3 +229,68 @@ def test_local_predictor_feeds_the_monitoring_endpoints(
         assert "mean" in metrics
     finally:
         predictor.close()
+
+
+def test_p30_a_history_dir_that_cannot_be_created_serves_the_bundle_history_read_only(
+    predictor: LocalPredictor, tiny_bundle: TinyBundle, tmp_path: Path
+) -> None:
+    regular = tmp_path / "a-file"
+    regular.write_text("x")
+    degraded = LocalPredictor.load(tiny_bundle.settings(regular / "history"))
+    try:
+        assert predictor.degraded_reason is None
+        reason = degraded.degraded_reason
+        assert reason is not None
+        assert "not a directory" in reason
+        assert degraded.domain == predictor.domain
+        rows = request_rows(tiny_bundle.test)
+        np.testing.assert_array_equal(
+            degraded.predict(rows)[TARGET].to_numpy(), predictor.predict(rows)[TARGET].to_numpy()
+        )
+        db_path = regular / "history" / f"{tiny_bundle.version}.sqlite"
+        with pytest.raises(StoreReadOnlyError, match=str(db_path)):
+            degraded.append_actuals(first_day_actuals(tiny_bundle))
+        assert degraded.domain.history_end == predictor.domain.history_end
+    finally:
+        degraded.close()
+
+
+def test_p31_a_full_disk_answers_507_and_nothing_of_the_request_is_written(
+    tiny_bundle: TinyBundle, tmp_path: Path
+) -> None:
+    """Real SQLite: the store's connection may not grow the file by one page (SQLITE_FULL)."""
+    app = create_app(tiny_bundle.settings(tmp_path / "history"))
+    db_path = tmp_path / "history" / f"{tiny_bundle.version}.sqlite"
+    rows = request_rows(tiny_bundle.test).assign(sales=2.5)  # 16 days x 12 series
+    body = {
+        "rows": [{**row, "date": row["date"].date().isoformat()} for row in rows.to_dict("records")]
+    }
+
+    def on_disk() -> tuple[int, str]:
+        with sqlite3.connect(db_path) as conn:
+            count = conn.execute("SELECT COUNT(*) FROM obs").fetchone()[0]
+            end = conn.execute("SELECT value FROM meta WHERE key = 'history_end'").fetchone()[0]
+        return int(count), str(end)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/ready").json().get("status") == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        conn = client.app.state.service.predictor.store._conn  # type: ignore[attr-defined]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        before = on_disk()
+        full = client.post("/api/v1/actuals", json=body)
+        assert full.status_code == 507, full.text
+        assert full.json()["error"] == "insufficient_storage"
+        assert str(db_path) in full.json()["message"]
+        assert "retry-after" not in full.headers
+        assert on_disk() == before
+        models = client.get("/api/v1/models").json()
+        assert models["domain"]["history_end"] == before[1]
+
+        conn.execute("PRAGMA max_page_count = 1073741823")
+        again = client.post("/api/v1/actuals", json=body)
+        assert again.status_code == 200, again.text
+        assert again.json()["appended"] == len(rows)  # none had been kept by the failed request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,13 @@ from retail_forecast.errors import (
     UnknownSeriesError,
 )
 from retail_forecast.features.sequences import ENCODER_FEATURES, FUTURE_FEATURES
-from retail_forecast.models.lstm import PREPROCESSOR_FILE, WEIGHTS_FILE, LSTMForecaster, LSTMNet
+from retail_forecast.models.lstm import (
+    LOG_SALES_MAX,
+    PREPROCESSOR_FILE,
+    WEIGHTS_FILE,
+    LSTMForecaster,
+    LSTMNet,
+)
 from retail_forecast.schema import (
     CANONICAL_COLUMNS,
     DATE,
@@ -384,3 +391,29 @@ def test_cuda_and_cpu_training_agree(
     on_gpu = LSTMForecaster(tiny_config(device="cuda")).fit(history).predict(history, future)
     gap = np.abs(np.log1p(on_cpu[TARGET].to_numpy()) - np.log1p(on_gpu[TARGET].to_numpy()))
     assert gap.max() < 1e-2  # same init, same windows; only float rounding differs
+
+
+def test_p32_an_extreme_net_output_never_overflows_the_forecast(
+    fitted: LSTMForecaster,
+    data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """expm1 of the log forecast is capped near float64's largest value, never inf."""
+    history, _, future = data
+    normal = fitted.predict(history, future)[TARGET].to_numpy()
+
+    def extreme(x_enc: np.ndarray, x_fut: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        out = np.full((len(x_enc), HORIZON), 1e4, dtype=np.float32)  # ~e^(1e4 x std): overflows
+        out[1:] = fitted.__class__.predict_scaled(fitted, x_enc, x_fut)[1:]
+        return out
+
+    monkeypatch.setattr(fitted, "predict_scaled", extreme)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in expm1" fails too
+        capped = fitted.predict(history, future)[TARGET].to_numpy()
+    cap = np.expm1(LOG_SALES_MAX)
+    assert np.isfinite(cap)
+    assert np.isfinite(capped).all()
+    changed = capped != normal
+    assert changed.any()
+    assert (capped[changed] == cap).all()  # only the overflowing forecasts; no normal number

@@ -193,3 +193,56 @@ def test_distances_on_known_inputs() -> None:
     assert psi(np.array([0.5, 0.5]), np.array([0.9, 0.1])) == pytest.approx(
         0.4 * np.log(0.9 / 0.5) + (-0.4) * np.log(0.1 / 0.5)
     )
+
+
+def _spiked(window: pd.DataFrame, sales: float, *, days: int = 1) -> tuple[pd.DataFrame, str]:
+    """The window with one series' last ``days`` days set to ``sales`` (as an actual would)."""
+    first = window.iloc[0]
+    series = (window["store_nbr"] == first["store_nbr"]) & (window["family"] == first["family"])
+    last = window.loc[series, "date"].sort_values().iloc[-days:]
+    hit = series & window["date"].isin(last)
+    out = window.copy()
+    out.loc[hit, "sales"] = sales
+    out.loc[hit, "log_sales"] = np.log1p(sales)
+    return out, f"{int(first['store_nbr'])}|{first['family']}"
+
+
+def test_p32_one_series_jumping_far_above_its_level_is_drift(
+    reference: pd.DataFrame, in_reference: pd.DataFrame, config: MonitoringConfig
+) -> None:
+    """A confirmed typo is one value of thousands: the pooled tests barely move, this check does."""
+    clean = _by_name(check_drift(reference, in_reference, config=config))["series_jump"]
+    assert clean.status == "ok"
+    assert clean.statistic < clean.threshold
+    spiked, key = _spiked(in_reference, 1e9)
+    report = check_drift(reference, spiked, config=config)
+    assert report.status == "drift"
+    assert report.drifted_checks == ["series_jump"]
+    jump = _by_name(report)["series_jump"]
+    assert jump.details["count"] == 1
+    assert jump.details["examples"][0]["series"] == key
+    assert jump.details["examples"][0]["peak_sales"] == pytest.approx(1e9)
+
+
+def test_p32_a_plateau_above_everything_the_reference_saw_is_drift(
+    reference: pd.DataFrame, in_reference: pd.DataFrame, config: MonitoringConfig
+) -> None:
+    """Weeks of one absurd value move the series' own median; the reference's top does not."""
+    spiked, key = _spiked(in_reference, 1e9, days=28)
+    jump = _by_name(check_drift(reference, spiked, config=config))["series_jump"]
+    assert jump.drifted
+    assert jump.details["examples"][0]["series"] == key
+    assert jump.details["examples"][0]["median_sales"] == pytest.approx(1e9)
+    assert jump.reference is not None
+    assert jump.reference < 1e9 / config.series_jump_factor
+
+
+def test_p32_series_jump_threshold_and_missing_sales(
+    reference: pd.DataFrame, in_reference: pd.DataFrame
+) -> None:
+    spiked, _ = _spiked(in_reference, 1e9)
+    lenient = MonitoringConfig(series_jump_factor=1e12)
+    assert not _by_name(check_drift(reference, spiked, config=lenient))["series_jump"].drifted
+    blind = spiked.drop(columns=["sales", "log_sales"])
+    missing = _by_name(check_drift(reference, blind, config=lenient))["series_jump"]
+    assert (missing.status, missing.statistic, missing.drifted) == ("missing", None, False)

@@ -214,7 +214,7 @@ def test_cli_ingest_actuals_names_conflicts_keeps_stored_values_and_exits_1(
     ingest = ["monitor", "ingest-actuals", "--file", str(csv)]
     first = runner.invoke(app, ingest)
     assert first.exit_code == 0, first.output
-    assert "inserted 12, unchanged 0, conflicts 0" in first.output
+    assert "inserted 12, unchanged 0, corrected 0, conflicts 0" in first.output
     changed = actual_rows(pd.DatetimeIndex([first_day, next_day]), value=10.0)
     changed.loc[(changed["store_nbr"] == 2) & (changed["family"] == "BEVERAGES"), "sales"] = 12.5
     changed.to_csv(csv, index=False)
@@ -227,10 +227,42 @@ def test_cli_ingest_actuals_names_conflicts_keeps_stored_values_and_exits_1(
     ]
     assert "1 actuals contradict recorded values; the stored values are kept" in second.stderr
     assert "store_nbr=2 family='BEVERAGES'" in second.stderr
-    assert "never replaced" in second.stderr  # and what to do instead
+    assert "replaced only by a correction" in second.stderr  # and what to do instead
     stored = PredictionLog(tmp_path / "monitoring.sqlite")
     with sqlite3.connect(stored.db_path) as conn:
         kept = conn.execute(
             "SELECT sales FROM actuals WHERE store_nbr = 2 AND family = 'BEVERAGES' ORDER BY date"
         ).fetchall()
     assert kept == [(10.0,), (12.5,)]  # the stored day kept its value; the new day was stored
+
+
+def test_p33_cli_ingest_actuals_applies_a_correction_column_and_audits_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env from the checkout
+    monkeypatch.setenv("RF_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("RF_MONITORING__DB_PATH", str(tmp_path / "monitoring.sqlite"))
+    first_day = ORIGIN + pd.Timedelta(days=1)
+    csv = tmp_path / "actuals.csv"
+    actual_rows(pd.DatetimeIndex([first_day]), value=10.0).to_csv(csv, index=False)
+    ingest = ["monitor", "ingest-actuals", "--file", str(csv), "--json"]
+    assert CliRunner().invoke(app, ingest).exit_code == 0
+    fixed = actual_rows(pd.DatetimeIndex([first_day]), value=10.0)
+    target = (fixed["store_nbr"] == 2) & (fixed["family"] == "BEVERAGES")
+    fixed["correction"] = target
+    fixed.loc[target, "sales"] = 12.5
+    fixed.loc[~target, "sales"] = 11.0  # unflagged and different: conflicts, the stored value stays
+    fixed.to_csv(csv, index=False)
+    second = CliRunner().invoke(app, ingest)
+    assert second.exit_code == 1  # the unflagged rows conflict
+    body = json.loads(second.stdout)
+    assert (body["corrected"], body["conflicts"], body["inserted"]) == (1, 11, 0)
+    log = PredictionLog(tmp_path / "monitoring.sqlite")
+    audit = log.corrections()
+    assert audit[["date", "store_nbr", "family", "old_sales", "new_sales"]].values.tolist() == [
+        ["2017-07-31", 2, "BEVERAGES", 10.0, 12.5]
+    ]
+    with sqlite3.connect(log.db_path) as conn:
+        stored = dict(conn.execute("SELECT store_nbr || family, sales FROM actuals").fetchall())
+    assert stored["2BEVERAGES"] == 12.5
+    assert {v for k, v in stored.items() if k != "2BEVERAGES"} == {10.0}

@@ -50,7 +50,7 @@ def test_conflict_message_counts_all_names_the_first_and_says_what_to_do() -> No
     )
     message = conflict_message(lines, outcome="nothing was applied")
     assert message.startswith("25 actuals contradict recorded values; nothing was applied (")
-    assert "never replaced" in message
+    assert "replaced only by a correction" in message
     assert f"store_nbr={MAX_LISTED - 1} " in message
     assert f"store_nbr={MAX_LISTED} " not in message
     assert conflict_message(lines[:2], outcome="kept", count=40).startswith("40 actuals")

@@ -67,7 +67,7 @@ def test_a_different_value_is_a_conflict_and_never_overwrites(
     assert stored[(1, "BEVERAGES", "2017-08-01")] == 10.0
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "1 actuals contradict recorded values; the stored values are kept" in warning
-    assert "never replaced" in warning
+    assert "replaced only by a correction" in warning
 
 
 def test_conflicts_are_all_counted_and_the_first_named(log: PredictionLogDB) -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader
 
 from retail_forecast.api.errors import ApiError, past_deadline
 from retail_forecast.api.runtime.batching import MicroBatcher
@@ -27,7 +24,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 J = TypeVar("J")
 R = TypeVar("R")
-API_KEY_HEADER = "X-Api-Key"
 MONITORING_DRAIN_S = 5.0  # shutdown: write queued monitoring rows for at most this long
 
 
@@ -66,6 +62,11 @@ class ServiceState:
 
     def require_predictor(self) -> Predictor:
         predictor = self.predictor
+        if predictor is None and self.status == "failed":
+            # The load is never retried in this process (promise 1): no Retry-After.
+            raise ApiError(
+                503, "the model failed to load; this process will not serve it", error="load_failed"
+            )
         if predictor is None:
             raise ApiError(
                 503,
@@ -141,35 +142,3 @@ async def predictor_dependency(request: Request) -> Predictor:
 
 StateDep = Annotated[ServiceState, Depends(state_dependency)]
 PredictorDep = Annotated[Predictor, Depends(predictor_dependency)]
-
-
-ApiKeyDep = Annotated[
-    str | None, Depends(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))
-]  # module level: the closure below is annotated with a string (PEP 563)
-
-
-def digest_key(key: str) -> bytes:
-    """sha256 of a key; digests have equal length, so compare_digest never sees raw input."""
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-
-
-def make_api_key_check(api_keys: tuple[str, ...]) -> Callable[[str | None], Awaitable[None]]:
-    """Build a dependency checking ``X-Api-Key`` against sha256 digests in constant time.
-
-    Only the header counts (a key in the query string is ignored); keys are never logged.
-    """
-    digests = [digest_key(key) for key in api_keys]
-
-    async def check_api_key(key: ApiKeyDep) -> None:
-        given = digest_key(key or "")
-        matched = False
-        for digest in digests:  # no early exit: time does not depend on which key matched
-            matched |= secrets.compare_digest(given, digest)
-        if not key or not matched:
-            raise ApiError(
-                401,
-                f"a valid API key is required in the {API_KEY_HEADER} header",
-                headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
-            )
-
-    return check_api_key

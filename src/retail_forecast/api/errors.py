@@ -21,6 +21,8 @@ from retail_forecast.errors import (
     NotFittedError,
     RemoteModelError,
     RemoteUnavailableError,
+    StoreFullError,
+    StoreReadOnlyError,
     UnknownSeriesError,
     UnknownVersionError,
 )
@@ -43,6 +45,14 @@ _STATUS_CODES: Final = {
     502: "bad_gateway",
     503: "unavailable",
     504: "timeout",
+    507: "insufficient_storage",
+}
+# The history store's own failures: the message names the database and what to do, and no
+# Retry-After: neither passes by itself (a full disk needs space freed, a read-only store a
+# writable directory and a restart). 507 tells a full disk apart from every other 5xx.
+_STORE_ERRORS: Final[dict[type[ForecastError], tuple[int, str]]] = {
+    StoreReadOnlyError: (503, "read_only"),
+    StoreFullError: (507, "insufficient_storage"),
 }
 
 
@@ -133,6 +143,11 @@ def _status_of(exc: ForecastError) -> int:
 
 
 def _forecast_error_response(request: Request, exc: ForecastError) -> Response:
+    store_error = _STORE_ERRORS.get(type(exc))
+    if store_error is not None:
+        status, code = store_error
+        logger.error("history store refused a write: %s", exc)
+        return render_error(request, ApiError(status, str(exc)[:2000], error=code))
     if isinstance(exc, RemoteModelError | RemoteUnavailableError):
         # the model endpoint's own message (SageMaker ModelError / throttling), never input bytes
         status = 502 if isinstance(exc, RemoteModelError) else 503

@@ -11,6 +11,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypedDict
 
+from retail_forecast.config import ActualsConfig
+from retail_forecast.storage.plausibility import MAX_SALES, SpikeRule
+
 INT64_MAX: Final = 2**63 - 1
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -66,6 +69,41 @@ class PredictRow(TypedDict):
     onpromotion: Promo
 
 
+Sales = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=MAX_SALES,
+        allow_inf_nan=False,
+        description=(
+            f"Observed sales, 0 to {MAX_SALES:g} (the hard ceiling). Above the series' own bound"
+            " (x-spike-rule: factor x max(its highest sales in the stored history, floor)) the"
+            " row needs confirm_spike: true; x-plausible-maximum is accepted for every series."
+        ),
+    ),
+]
+ConfirmSpike = Annotated[
+    bool,
+    Field(
+        description=(
+            "true: the sales value is real although it is far above the series' history (a"
+            " store opening, a bulk order); without it such a value is refused (422)."
+        )
+    ),
+]
+Correction = Annotated[
+    bool,
+    Field(
+        description=(
+            "true: replace a different stored actual of this (date, store_nbr, family) in the"
+            " history and the prediction log, audited (old and new value, time, request id);"
+            " without it a different value is a conflict (409). Only days of the stored history"
+            " window can be corrected."
+        )
+    ),
+]
+
+
 class ActualsRow(TypedDict):
     """One observed day of one series."""
 
@@ -74,7 +112,9 @@ class ActualsRow(TypedDict):
     store_nbr: Store
     family: Family
     onpromotion: Promo
-    sales: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    sales: Sales
+    confirm_spike: NotRequired[ConfirmSpike]
+    correction: NotRequired[Correction]
 
 
 class PredictRequest(StrictModel):
@@ -106,8 +146,23 @@ class PredictResponse(BaseModel):
 class ActualsResponse(BaseModel):
     model_version: str
     received: int
-    appended: int
+    appended: int = Field(
+        description="Rows that changed the history: new actuals and corrected values."
+    )
     history_end: dt.date
+
+
+def state_sales_bounds(components: dict[str, Any], config: ActualsConfig) -> None:
+    """Publish the plausibility rule of ``ActualsRow.sales`` in an OpenAPI schema's components.
+
+    ``maximum`` (the hard ceiling) is in the static schema; ``x-plausible-maximum`` is the
+    largest value every series accepts without ``confirm_spike`` (factor x floor), so a client
+    or a fuzzer can produce actuals the service accepts.
+    """
+    rule = SpikeRule.from_config(config)
+    sales = components["ActualsRow"]["properties"]["sales"]
+    sales["x-plausible-maximum"] = rule.lowest_bound
+    sales["x-spike-rule"] = {"factor": rule.factor, "floor": rule.floor}
 
 
 class ErrorItem(BaseModel):
@@ -130,11 +185,11 @@ class ErrorResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "failed"]
 
 
 class ReadyResponse(BaseModel):
-    status: Literal["loading", "ready", "failed"]
+    status: Literal["loading", "ready", "degraded", "failed"]  # degraded: 200, see /ready
     model_version: str | None = None
     reason: str | None = None
 

@@ -13,6 +13,7 @@ from retail_forecast.api.errors import ApiError, error_item, safe_loc_part
 from retail_forecast.api.schemas import ActualsRow, PredictRow
 from retail_forecast.closed_days import is_closed_date
 from retail_forecast.inference.predictor import ServingDomain
+from retail_forecast.storage.plausibility import MAX_SALES, RefusedRowsError
 
 ACTUALS_LOOKBACK_DAYS: Final = 365
 MAX_LISTED: Final = 1000
@@ -35,6 +36,8 @@ class RowBatch:
     onpromotion: list[int] = field(default_factory=list)
     id: list[int | None] = field(default_factory=list)
     sales: list[float] = field(default_factory=list)
+    confirm_spike: list[bool] = field(default_factory=list)
+    correction: list[bool] = field(default_factory=list)
 
     @classmethod
     def from_rows(cls, parsed: list[dict[str, Any]]) -> RowBatch:
@@ -49,6 +52,8 @@ class RowBatch:
         )
         if parsed and "sales" in parsed[0]:
             batch.sales = [r["sales"] for r in parsed]
+            batch.confirm_spike = [r.get("confirm_spike", False) for r in parsed]
+            batch.correction = [r.get("correction", False) for r in parsed]
         return batch
 
     def add(self, i: int, values: dict[str, Any]) -> None:
@@ -62,6 +67,8 @@ class RowBatch:
         self.id.append(values.get("id"))
         if values.get("sales") is not None:
             self.sales.append(float(values["sales"]))
+            self.confirm_spike.append(values.get("confirm_spike") is True)
+            self.correction.append(values.get("correction") is True)
 
 
 @dataclass
@@ -85,6 +92,33 @@ def allowed_values(domain: ServingDomain) -> dict[str, Any]:
         "date": {"min": domain.first_date.isoformat(), "max": domain.last_date.isoformat()},
         "onpromotion": {"min": 0, "max": domain.onpromotion_cap},
     }
+
+
+def refused_rows(
+    exc: RefusedRowsError, batch: RowBatch, domain: ServingDomain, n_rows: int
+) -> ApiError:
+    """Return the 422 of rows the history store refused by rule.
+
+    An implausible value or a correction it cannot apply: each item names its field
+    (``rows[3].sales``); ``allowed.sales`` gives each refused value's bound.
+    """
+    problems = Problems()
+    bounds: dict[str, float] = {}
+    for problem in exc.problems:
+        i = batch.index[problem.position]  # the store was given the batch's rows, in order
+        problems.add(["rows", i, problem.field], problem.type, problem.message, row=i)
+        if problem.bound is not None:
+            bounds[str(i)] = problem.bound
+    bad = sorted(problems.bad_rows)
+    allowed = allowed_values(domain)
+    allowed["sales"] = {"min": 0.0, "max": MAX_SALES, "max_without_confirm_spike": bounds}
+    return ApiError(
+        422,
+        f"{len(bad)} of {n_rows} rows are refused; nothing was stored",
+        detail=problems.items,
+        bad_rows=bad,
+        allowed=allowed,
+    )
 
 
 def extract_rows(obj: Any, *, max_rows: int) -> list[Any]:

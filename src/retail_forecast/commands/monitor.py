@@ -144,14 +144,17 @@ def monitor_check(
 
 @app.command("ingest-actuals")
 def monitor_ingest_actuals(
-    file: Annotated[Path, typer.Option("--file", help="CSV: date,store_nbr,family,sales.")],
+    file: Annotated[
+        Path, typer.Option("--file", help="CSV: date,store_nbr,family,sales[,correction].")
+    ],
     json_output: JsonOpt = False,
 ) -> None:
     """Store observed sales for accuracy tracking (idempotent; exit 1 when a row conflicts).
 
     A row whose sales differ from the actual already stored for its date and series is a
     conflict: the stored value stays (the storage package's conflict policy), the other rows are
-    stored, and the conflicts are counted and named.
+    stored, and the conflicts are counted and named. A row whose ``correction`` column is True
+    replaces the stored value instead, audited in the log's ``corrections`` table.
     """
     import dataclasses
 
@@ -170,7 +173,8 @@ def monitor_ingest_actuals(
     else:
         console.print(
             f"received {result.received:,}: inserted {result.inserted:,}, unchanged "
-            f"{result.unchanged:,}, conflicts {result.conflicts:,}, rejected {result.rejected:,}"
+            f"{result.unchanged:,}, corrected {result.corrected:,}, conflicts "
+            f"{result.conflicts:,}, rejected {result.rejected:,}"
         )
     if not result.ok:
         raise fail(f"actuals not stored: {result.error}", EXIT_ERROR)

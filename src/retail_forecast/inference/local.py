@@ -4,6 +4,12 @@ Loading verifies every file of ``<artifacts>/current`` (sha256, size, content ty
 model deserializer runs. The history store is ``<history_dir>/<version>.sqlite``: a new bundle
 starts from its own ``history.parquet``; a restart reopens the file with every appended actual.
 
+A history store that cannot be opened for writing (a read-only mount, no permission, a path
+under a regular file, a full disk at creation) does not stop the service: it serves read-only,
+from the existing database or, when there is none, from the bundle's ``history.parquet`` in
+memory. :attr:`LocalPredictor.degraded_reason` says so (``/ready``), appends raise
+StoreReadOnlyError (HTTP 503), and the log names the path.
+
 Thread safety: a request reads one immutable :class:`HistorySnapshot`; the models are read-only
 after loading (XGBoost ``inplace_predict`` is thread-safe for tree models). Per docs/DESIGN.md,
 section 5, concurrency comes from requests: a single-series request runs in its own thread
@@ -13,6 +19,7 @@ alone (the NumPy tree walker); only requests of several series use ``api.xgboost
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -37,6 +44,8 @@ from retail_forecast.inference.preprocess import (
 from retail_forecast.models.hybrid import HybridForecaster
 from retail_forecast.schema import DATE, HORIZON, TARGET
 from retail_forecast.storage.history import HistoryStore
+from retail_forecast.storage.history_db import unwritable_cause
+from retail_forecast.storage.plausibility import SpikeRule
 from retail_forecast.utils.io import exclusive_lock
 from retail_forecast.utils.memory import release_free_heap
 
@@ -82,6 +91,8 @@ class LocalPredictor:
         predictor = cls.from_bundle(
             bundle, history_db=db_path, xgboost_threads=settings.api.xgboost_threads
         )
+        if predictor.store is not None:  # RF_ACTUALS__*: the plausibility bound of actuals
+            predictor.store.spike_rule = SpikeRule.from_config(settings.actuals)
         logger.info(
             "local predictor loaded version=%s history_end=%s db=%s",
             bundle.version,
@@ -108,6 +119,11 @@ class LocalPredictor:
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
+
+    @property
+    def degraded_reason(self) -> str | None:
+        """Why this predictor serves less than its full contract (no path in it), or None."""
+        return None if self.store is None else self.store.read_only
 
     # -- the Predictor protocol ----------------------------------------------------------------
 
@@ -146,7 +162,7 @@ class LocalPredictor:
     def append_actuals(self, rows: pd.DataFrame) -> int:
         if self.store is None:
             raise DataValidationError("this predictor has no history store")
-        return self.store.append_actuals(rows).n_new
+        return self.store.append_actuals(rows).n_written  # new and corrected rows
 
     def describe(self) -> dict[str, Any]:
         meta = self.bundle.manifest.metadata
@@ -217,9 +233,25 @@ def _open_store(bundle: ModelBundle, db_path: Path) -> HistoryStore:
     """Reopen this version's store (appended actuals survive) or create it from the bundle.
 
     A lock file makes the check-then-create safe when several server workers start at once.
+    When the store cannot be opened for writing, it is opened read-only (module docstring).
     """
-    with exclusive_lock(db_path.with_name(f"{db_path.name}.lock")):
-        return _open_or_create_store(bundle, db_path)
+    try:
+        with exclusive_lock(db_path.with_name(f"{db_path.name}.lock")):
+            return _open_or_create_store(bundle, db_path)
+    except (OSError, sqlite3.Error) as exc:
+        cause = unwritable_cause(exc)
+        if cause is None:
+            raise
+        logger.error(
+            "history store %s cannot be opened for writing (%s: %s): serving read-only,"
+            " POST /api/v1/actuals answers 503 until the directory %s is writable and the"
+            " service restarted",
+            db_path,
+            type(exc).__name__,
+            exc,
+            db_path.parent,
+        )
+    return _open_read_only(bundle, db_path, cause)
 
 
 def _open_or_create_store(bundle: ModelBundle, db_path: Path) -> HistoryStore:
@@ -227,9 +259,42 @@ def _open_or_create_store(bundle: ModelBundle, db_path: Path) -> HistoryStore:
         store = HistoryStore.open(db_path)
         logger.info("history store reopened db=%s end=%s", db_path, store.history_end.date())
         return store
+    history = _bundle_history(bundle)
+    n_days = int(np.unique(history[DATE].to_numpy()).size)
+    return HistoryStore.from_frame(history, n_days=n_days, db_path=db_path)
+
+
+def _open_read_only(bundle: ModelBundle, db_path: Path, cause: str) -> HistoryStore:
+    """Open the existing database read-only, or the bundle's history in memory if none exists.
+
+    A database that exists but cannot be read fails the load: serving the bundle's older
+    history instead would silently drop the actuals appended since.
+    """
+    unwritable = f"the history store cannot be written ({cause}): forecasts are served from"
+    if db_path.is_file():
+        store = HistoryStore.open(
+            db_path, read_only=f"{unwritable} the existing store and actuals are refused"
+        )
+    else:
+        history = _bundle_history(bundle)
+        store = HistoryStore.in_memory(
+            history,
+            n_days=int(np.unique(history[DATE].to_numpy()).size),
+            source=str(db_path),
+            read_only=f"{unwritable} the bundle's history (no store existed) and actuals are"
+            " refused",
+        )
+    logger.warning(
+        "history store read-only db=%s end=%s: %s",
+        db_path,
+        store.history_end.date(),
+        store.read_only,
+    )
+    return store
+
+
+def _bundle_history(bundle: ModelBundle) -> pd.DataFrame:
     name = str(bundle.manifest.metadata.get("history_file", HISTORY_FILE))
     if not bundle.has(name):
         raise ArtifactError(f"{bundle.path}: the manifest lists no {name}")
-    history = bundle.read_parquet(name)
-    n_days = int(np.unique(history[DATE].to_numpy()).size)
-    return HistoryStore.from_frame(history, n_days=n_days, db_path=db_path)
+    return bundle.read_parquet(name)

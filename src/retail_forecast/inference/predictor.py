@@ -78,8 +78,11 @@ class Predictor(Protocol):
     def append_actuals(self, rows: pd.DataFrame) -> int:
         """Append observed sales (date, store_nbr, family, onpromotion, sales); idempotent.
 
-        Returns how many rows were new. Raises ConflictError when a row contradicts a value
-        already stored, DataValidationError when the rows cannot extend the history.
+        Optional columns: ``confirm_spike`` and ``correction`` (booleans) and ``request_id``
+        (storage.plausibility, storage.conflict_policy). Returns how many rows changed the
+        history (new rows and corrected values). Raises ConflictError when a row contradicts a
+        value already stored without ``correction``, DataValidationError when the rows cannot
+        extend the history (storage.RefusedRowsError, one of them, names each refused row).
         """
         ...
 

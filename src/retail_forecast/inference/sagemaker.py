@@ -46,6 +46,7 @@ from retail_forecast.models.hybrid import BLEND_KEY, HybridForecaster
 from retail_forecast.models.lstm import PREPROCESSOR_FILE as NN_PREPROCESSOR
 from retail_forecast.models.lstm import LSTMForecaster
 from retail_forecast.models.xgboost import FORMAT_VERSION, PREPROCESSOR_FILE, XGBForecaster
+from retail_forecast.storage.plausibility import SpikeRule
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
@@ -152,6 +153,8 @@ class SageMakerPredictor:
         local = LocalPredictor(
             bundle, remote_hybrid(bundle, invoker, aws), _open_store(bundle, db_path)
         )
+        if local.store is not None:  # RF_ACTUALS__*: the plausibility bound of actuals
+            local.store.spike_rule = SpikeRule.from_config(settings.actuals)
         logger.info(
             "sagemaker predictor loaded version=%s xgboost=%s lstm=%s",
             bundle.version,
@@ -167,6 +170,10 @@ class SageMakerPredictor:
     @property
     def domain(self) -> ServingDomain:
         return self.local.domain
+
+    @property
+    def degraded_reason(self) -> str | None:
+        return self.local.degraded_reason  # a read-only history store (inference/local.py)
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         return self.local.predict(rows)

@@ -15,7 +15,7 @@ from retail_forecast.errors import ArtifactError
 from retail_forecast.features.builder import Panel, panel_from_frame
 from retail_forecast.features.keys import family_names, series_keys
 from retail_forecast.models.blend import BlendWeights
-from retail_forecast.models.lstm import LSTMForecaster
+from retail_forecast.models.lstm import LOG_SALES_MAX, LSTMForecaster
 from retail_forecast.models.xgboost import XGBForecaster
 from retail_forecast.schema import DATE, FAMILY, TARGET
 
@@ -86,7 +86,8 @@ class HybridForecaster:
         if (weight < 1).any():
             frame = history.to_frame() if isinstance(history, Panel) else history
             log_l = np.log1p(self.lstm.predict(frame, future)[TARGET].to_numpy(np.float64))
-        sales = np.clip(np.expm1(weight * log_x + (1.0 - weight) * log_l), 0.0, None)
+        log_sales = np.minimum(weight * log_x + (1.0 - weight) * log_l, LOG_SALES_MAX)
+        sales = np.clip(np.expm1(log_sales), 0.0, None)  # capped: never inf (models/lstm.py)
         labels = self.weights.labels_for(weight)
         dead = dead_series_mask(history, future, days=self.xgboost.config.dead_series_days)
         closed = is_closed_day(future[DATE].to_numpy())

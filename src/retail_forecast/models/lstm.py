@@ -62,6 +62,10 @@ BoolArray = npt.NDArray[np.bool_]
 
 PREPROCESSOR_FILE: Final = "preprocessor_nn.json"
 WEIGHTS_FILE: Final = "lstm/weights.safetensors"
+# expm1 of a larger log1p value overflows to inf. The net extrapolates linearly, so an absurd
+# value in the history (one written before actuals had a ceiling) could get there; capping the
+# log value there changes no finite forecast, and postprocess then sees a finite number.
+LOG_SALES_MAX: Final = float(np.log(np.finfo(np.float64).max))
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,7 @@ class LSTMForecaster:
         inputs = self.build_inputs(history, future)
         scaled = self.predict_scaled(inputs.x_enc, inputs.x_fut).astype(np.float64)
         log_sales = scaled * inputs.std[:, None] + inputs.mean[:, None]
-        sales = np.clip(np.expm1(log_sales), 0.0, None)
+        sales = np.clip(np.expm1(np.minimum(log_sales, LOG_SALES_MAX)), 0.0, None)
         sales[inputs.is_dead] = 0.0
         closed = inputs.x_fut[..., FUT["is_closed"]] > 0
         sales[closed] = 0.0

@@ -292,6 +292,7 @@ class XGBForecaster:
         model_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = model_path.with_name(f".tmp-{model_path.name}")  # keeps the .ubj suffix
         booster.save_model(str(tmp))
+        tmp.chmod(0o600)  # XGBoost honours the umask (0644); every bundle file is 0600
         tmp.replace(model_path)
         prep_path = Path(directory) / PREPROCESSOR_FILE
         meta = {

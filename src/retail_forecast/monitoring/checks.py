@@ -1,4 +1,9 @@
-"""Forecast-specific drift checks: zero-sales share, promotion intensity, new/vanished series."""
+"""Forecast-specific drift checks: zero-sales share, promotion intensity, new/vanished series.
+
+And ``series_jump``: a series whose recent sales jump far above its own level or above anything
+the reference saw, the mark an absurd actual (a typo confirmed as a spike, or one older than
+the plausibility rule) leaves; the pooled per-feature tests barely move for one series.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,26 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retail_forecast.config import MonitoringConfig
 from retail_forecast.monitoring.reference import (
+    LOG_SALES,
     PROMO_MEAN,
     PROMO_SHARE,
     SALES_LEVEL,
     ZERO_SHARE,
     ReferenceProfile,
     forecast_stats,
+    series_key,
     series_keys,
 )
-from retail_forecast.schema import FAMILY, STORE
+from retail_forecast.schema import FAMILY, STORE, TARGET
 
 OK, DRIFT, NEW_CATEGORY = "ok", "drift", "new_category"
+SERIES_JUMP = "series_jump"
+MAX_EXAMPLES = 20
 INSUFFICIENT, MISSING, ALL_NAN = "insufficient_data", "missing", "all_nan"
 
 
@@ -117,10 +127,72 @@ def _series_checks(
     ]
 
 
+def _log_sales(current: pd.DataFrame) -> pd.Series | None:
+    if LOG_SALES in current:
+        return pd.to_numeric(current[LOG_SALES], errors="coerce")
+    if TARGET in current:
+        sales = pd.to_numeric(current[TARGET], errors="coerce").clip(lower=0)
+        return pd.Series(np.log1p(sales.to_numpy(dtype=np.float64)), index=current.index)
+    return None
+
+
+def _jump_examples(peak: pd.Series, level: pd.Series, jump: pd.Series) -> list[dict[str, Any]]:
+    worst = jump.sort_values(ascending=False).index[:MAX_EXAMPLES]
+    return [
+        {
+            "series": series_key(store, family),
+            "peak_sales": float(np.expm1(peak[(store, family)])),
+            "median_sales": float(np.expm1(level[(store, family)])),
+        }
+        for store, family in worst
+    ]
+
+
+def series_jump_check(
+    ref: ReferenceProfile, current: pd.DataFrame, config: MonitoringConfig
+) -> CheckResult:
+    """Flag series whose highest sales in the window jump far above their level.
+
+    Per series, in log1p space: the peak is its highest value in the window, its level the
+    median over the window (a jump of a few days leaves the median where it was) floored at
+    ``series_jump_floor``; the reference's top is its highest ``log_sales`` quantile. A series
+    is flagged when its peak exceeds its level, or the reference's top, by more than
+    log(``series_jump_factor``): 1e12 sales for a series that sells 3,000 a day is flagged the
+    day it becomes history. Statistic: the largest such excess (log units).
+    """
+    threshold = math.log(config.series_jump_factor)
+    values = _log_sales(current)
+    if values is None or STORE not in current or FAMILY not in current:
+        return CheckResult(SERIES_JUMP, None, threshold, False, MISSING)
+    frame = pd.DataFrame(
+        {STORE: current[STORE], FAMILY: current[FAMILY].astype(str), "log": values}
+    ).dropna()
+    if frame.empty:
+        return CheckResult(SERIES_JUMP, None, threshold, False, INSUFFICIENT)
+    grouped = frame.groupby([STORE, FAMILY], sort=False)["log"]
+    peak, level = grouped.max(), grouped.median()
+    jump = peak - level.clip(lower=math.log1p(config.series_jump_floor))
+    sketch = ref.numeric.get(LOG_SALES)
+    top = float(sketch.quantiles[-1]) if sketch is not None and len(sketch.quantiles) else None
+    if top is not None and math.isfinite(top):
+        jump = jump.clip(lower=peak - top)
+    flagged = jump[jump > threshold]
+    drifted = not flagged.empty
+    return CheckResult(
+        SERIES_JUMP,
+        float(jump.max()),
+        threshold,
+        drifted,
+        DRIFT if drifted else OK,
+        reference=None if top is None else float(np.expm1(top)),
+        details={"count": len(flagged), "examples": _jump_examples(peak, level, flagged)},
+    )
+
+
 def forecast_checks(
     ref: ReferenceProfile, current: pd.DataFrame, config: MonitoringConfig
 ) -> list[CheckResult]:
-    """Zero-sales share, sales level, promotion intensity and the series sets of the window."""
+    """Zero-sales share, sales level, promotion intensity, series jumps and the series sets."""
     cur = forecast_stats(current)
     checks = [
         _share_check(
@@ -155,4 +227,4 @@ def forecast_checks(
             relative=True,
         ),
     ]
-    return checks + _series_checks(ref, current, config)
+    return [*checks, series_jump_check(ref, current, config), *_series_checks(ref, current, config)]

@@ -9,8 +9,9 @@ Everything is computed from the stored profile (reference.py), never from raw tr
 - categorical: Jensen-Shannon distance (natural log, as scipy and Evidently) or PSI; a category
   the reference never saw (a new store or family) gives status ``new_category``;
 - forecast-specific checks (checks.py): zero-sales share (overall and per family), sales level
-  (mean log1p sales: a level shift the pooled tests miss), promotion share and mean, new and
-  vanished series.
+  (mean log1p sales: a level shift the pooled tests miss), series jumps (one series far above
+  its own level or the reference's top: an absurd actual the pooled tests barely see),
+  promotion share and mean, new and vanished series.
 
 Thresholds default to Evidently's 0.1 (``drift_threshold``; per feature ``feature_thresholds``).
 Bad input never raises: an empty window, a missing or all-NaN column and a too-small sample get

@@ -7,6 +7,11 @@ value is kept, never overwritten). Values agree when sales differ by at most
 :data:`SALES_TOLERANCE` and onpromotion is equal, where the store keeps onpromotion. Within one
 batch, identical repeats of a key collapse to one row; repeats that disagree make those rows
 invalid. How each store answers a batch holding conflicts is in the package docstring.
+
+The one exception is explicit: a row whose :data:`CORRECTION` column is true *replaces* a
+different stored value (a *correction*), and the store records the old and the new value in its
+audit table (:mod:`retail_forecast.storage.corrections`). Without the flag a different value is
+a conflict, so a typo is never overwritten by accident and never fixed silently.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import numpy.typing as npt
 
 SALES_TOLERANCE: Final = 1e-9
 MAX_LISTED: Final = 20  # conflicts named in one message; the count is always complete
+CORRECTION: Final = "correction"
+"""Optional boolean column of actuals: the row replaces a different stored value (audited)."""
 RESOLVE_HINT: Final = (
-    "a stored actual is never replaced: send the recorded value again or leave the row out"
+    'a stored actual is replaced only by a correction: send the row with "correction": true'
+    " to replace it (audited), or send the recorded value again, or leave the row out"
 )
 
 Bools = npt.NDArray[np.bool_]

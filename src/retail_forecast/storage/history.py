@@ -11,8 +11,14 @@ Rules:
   date arrives, as the data layer does for the training history.
 - Known rows follow the package's conflict policy (``retail_forecast.storage``): re-sending one
   is a no-op; a different value for a known ``(date, store_nbr, family)`` raises ConflictError
-  and nothing of that call is applied. Rows older than the window cannot be checked and are
-  skipped (counted in ``n_too_old``).
+  and nothing of that call is applied, unless the row says ``correction``: then it replaces the
+  stored value (in the window or a pending day) and the store audits it in its ``corrections``
+  table, in the same transaction (storage.corrections). Rows older than the window cannot be
+  checked and are skipped (counted in ``n_too_old``); a correction older than it is refused.
+- Every value the call would write (new or corrected) must be plausible (storage.plausibility):
+  at most ``MAX_SALES``, and, unless its row says ``confirm_spike``, at most
+  :attr:`HistoryStore.spike_rule`'s bound from the series' own window; else RefusedRowsError
+  names the rows and nothing is applied.
 - Each call is one SQLite transaction (WAL mode, ``synchronous=FULL``); the in-memory snapshot
   is replaced only after the commit. Readers take :meth:`HistoryStore.snapshot`, an immutable
   view that never mixes two states; mutation is serialized by a lock.
@@ -26,98 +32,65 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.errors import DataValidationError, ForecastError
-from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET, SeriesKey
+from retail_forecast.schema import SeriesKey
+from retail_forecast.storage.corrections import (
+    Correction,
+    corrected_window,
+    history_corrections,
+    read_corrections,
+    write_history_corrections,
+)
 from retail_forecast.storage.history_db import (
     ObsRow,
     StoredState,
     connect,
+    connect_memory,
+    connect_readonly,
     iso,
+    raise_write_error,
+    read_only_error,
     read_state,
+    rollback,
     write_actuals,
     write_initial,
 )
+from retail_forecast.storage.history_merge import Merge, merge_batch
 from retail_forecast.storage.history_rows import (
-    DAY,
     Batch,
-    PendingDay,
-    Window,
+    RowFlags,
     check_contiguous,
     complete_days,
     frame_to_window,
-    merge_batch,
     normalize_rows,
+)
+from retail_forecast.storage.history_snapshot import (
+    HistorySnapshot,
+    advance,
+    snapshot_of,
+    with_window,
+)
+from retail_forecast.storage.plausibility import (
+    RefusedRowsError,
+    SpikeRule,
+    implausible_rows,
+    spike_problem,
 )
 
 __all__ = ["AppendResult", "HistorySnapshot", "HistoryStore"]
 
 logger = logging.getLogger(__name__)
-
-_T = TypeVar("_T", bound=np.generic)
-
-
-@dataclasses.dataclass(frozen=True)
-class HistorySnapshot:
-    """A consistent read-only view: arrays ``[n_series, len(dates)]`` aligned with ``dates``."""
-
-    series: tuple[SeriesKey, ...]
-    families: tuple[str, ...]
-    dates: npt.NDArray[np.datetime64]
-    sales: npt.NDArray[np.float64]
-    onpromotion: npt.NDArray[np.int64]
-    is_closed: npt.NDArray[np.bool_]
-    pending: Mapping[np.datetime64, PendingDay]
-    index: Mapping[SeriesKey, int]
-
-    @property
-    def history_end(self) -> pd.Timestamp:
-        return pd.Timestamp(self.dates[-1])
-
-    @functools.cached_property
-    def date_index(self) -> pd.DatetimeIndex:
-        """``dates`` as the canonical frame's DatetimeIndex (built once per snapshot)."""
-        return pd.DatetimeIndex(self.dates.astype("datetime64[ns]"), name=DATE)
-
-    @property
-    def window(self) -> Window:
-        return Window(
-            dates=self.dates, sales=self.sales, promo=self.onpromotion, closed=self.is_closed
-        )
-
-    @property
-    def pending_dates(self) -> tuple[pd.Timestamp, ...]:
-        return tuple(pd.Timestamp(day) for day in sorted(self.pending))
-
-    def to_frame(self) -> pd.DataFrame:
-        """Return the complete days as a canonical sales frame (pending rows excluded)."""
-        n_series, n_days = self.sales.shape
-        stores = np.array([store for store, _ in self.series], dtype=np.int64)
-        families = pd.Categorical(
-            np.repeat([family for _, family in self.series], n_days), categories=self.families
-        )
-        return pd.DataFrame(
-            {
-                DATE: np.tile(self.dates.astype("datetime64[ns]"), n_series),
-                STORE: np.repeat(stores, n_days),
-                FAMILY: families,
-                TARGET: self.sales.reshape(-1),
-                PROMO: self.onpromotion.reshape(-1),
-                IS_CLOSED: self.is_closed.reshape(-1),
-            }
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,11 +105,52 @@ class AppendResult:
     history_end_before: pd.Timestamp
     history_end: pd.Timestamp
     pending_dates: tuple[pd.Timestamp, ...]
+    n_corrected: int = 0  # stored values replaced by a correction (audited)
+    corrections: tuple[Correction, ...] = ()
+
+    @property
+    def n_written(self) -> int:
+        """Rows that changed the history: new actuals and corrected values."""
+        return self.n_new + self.n_corrected
 
 
-def _readonly(array: npt.NDArray[_T]) -> npt.NDArray[_T]:
-    array.flags.writeable = False
-    return array
+@dataclasses.dataclass(frozen=True)
+class _Change:
+    """What one append wrote: the merge, the closed days filled, the corrections, the result."""
+
+    merge: Merge
+    filled: list[tuple[np.datetime64, npt.NDArray[np.int64]]]
+    audit: tuple[Correction, ...]
+    after: HistorySnapshot
+
+
+def _report(n_received: int, before: HistorySnapshot, change: _Change) -> AppendResult:
+    """Count and log what an append did (corrections one WARNING each: each moves forecasts)."""
+    after = change.after
+    result = AppendResult(
+        n_received=n_received,
+        n_new=int(change.merge.new_mask.sum()),
+        n_duplicate=change.merge.n_duplicate,
+        n_too_old=change.merge.n_too_old,
+        n_closed_filled=sum(len(idx) for _, idx in change.filled),
+        history_end_before=before.history_end,
+        history_end=after.history_end,
+        pending_dates=after.pending_dates,
+        n_corrected=len(change.audit),
+        corrections=change.audit,
+    )
+    logger.info(
+        "actuals appended new=%d corrected=%d duplicate=%d too_old=%d end=%s pending=%d",
+        result.n_new,
+        result.n_corrected,
+        result.n_duplicate,
+        result.n_too_old,
+        result.history_end.date(),
+        len(result.pending_dates),
+    )
+    for fix in change.audit:
+        logger.warning("actual corrected %s", fix)
+    return result
 
 
 class HistoryStore:
@@ -149,6 +163,8 @@ class HistoryStore:
         self._snapshot = snapshot
         self.n_days = n_days
         self._source = source
+        self.read_only: str | None = None  # why appends are refused (no path in it): see open
+        self.spike_rule = SpikeRule()  # the plausibility bound of appends (set from settings)
         self._lock = threading.Lock()
         self._data_version = _data_version(conn)
 
@@ -187,18 +203,33 @@ class HistoryStore:
         return cls.open(db_path)
 
     @classmethod
-    def open(cls, db_path: Path) -> Self:
-        """Load a store written by :meth:`from_frame` (with every appended actual)."""
+    def open(cls, db_path: Path, *, read_only: str | None = None) -> Self:
+        """Load a store written by :meth:`from_frame` (with every appended actual).
+
+        ``read_only`` (why the store cannot be written): open it for reading only
+        (``history_db.connect_readonly``); appends raise StoreReadOnlyError.
+        """
         db_path = Path(db_path)
         if not db_path.is_file():
             raise ForecastError(f"history store {db_path} does not exist")
-        conn = connect(db_path)
+        conn = connect(db_path) if read_only is None else connect_readonly(db_path)
         try:
             state = read_state(conn, source=str(db_path))
         except BaseException:
             conn.close()
             raise
-        return cls(conn, _snapshot_of(state), state.n_days, source=str(db_path))
+        store = cls(conn, snapshot_of(state), state.n_days, source=str(db_path))
+        store.read_only = read_only
+        return store
+
+    @classmethod
+    def in_memory(cls, sales: pd.DataFrame, *, n_days: int, source: str, read_only: str) -> Self:
+        """Keep a frame's last ``n_days`` read-only in memory, for a ``source`` not created."""
+        series, families, window = frame_to_window(sales, n_days=n_days)
+        conn = connect_memory(StoredState(series, families, window, pending={}, n_days=n_days))
+        store = cls(conn, snapshot_of(read_state(conn, source=source)), n_days, source=source)
+        store.read_only = read_only
+        return store
 
     def close(self) -> None:
         with self._lock:
@@ -227,7 +258,7 @@ class HistoryStore:
         """Reload the window when another connection committed (caller holds the lock)."""
         version = _data_version(self._conn)
         if version != self._data_version:
-            self._snapshot = _snapshot_of(read_state(self._conn, source=self._source))
+            self._snapshot = snapshot_of(read_state(self._conn, source=self._source))
             self._data_version = version
             logger.info("history store reloaded end=%s", self._snapshot.history_end.date())
 
@@ -248,47 +279,77 @@ class HistoryStore:
         """Record observed sales (date, store_nbr, family, sales, onpromotion); see module doc.
 
         Raises DataValidationError (bad values, a gap after the history end), UnknownSeriesError
-        (a series this store does not keep) or ConflictError; in each case nothing is applied.
+        (a series this store does not keep), ConflictError, StoreFullError (the disk is full) or
+        StoreReadOnlyError (the store cannot be written); in each case nothing is applied.
         """
+        if self.read_only is not None:
+            raise read_only_error(self._source, self.read_only)
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")  # the write lock, across processes
             try:
+                self._conn.execute("BEGIN IMMEDIATE")  # the write lock, across processes
                 self._refresh()
                 before = self._snapshot
-                batch = normalize_rows(rows, before.index)
-                merge = merge_batch(
-                    window=before.window, pending=before.pending, series=before.series, batch=batch
-                )
-                check_contiguous(before.dates[-1], merge.pending)
-                completed, filled = complete_days(
-                    before.dates[-1], merge.pending, len(before.series)
-                )
-                after = _advance(before, merge.pending, completed, n_days=self.n_days)
-                self._write(batch, merge.new_mask, filled, after)
+                change = self._apply(before, rows)
                 self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException as exc:
+                rollback(self._conn)  # a full disk has rolled it back already
+                raise_write_error(exc, self._source)  # StoreFullError / StoreReadOnlyError
                 raise
-            self._snapshot = after
-        result = AppendResult(
-            n_received=len(rows),
-            n_new=int(merge.new_mask.sum()),
-            n_duplicate=merge.n_duplicate,
-            n_too_old=merge.n_too_old,
-            n_closed_filled=sum(len(idx) for _, idx in filled),
-            history_end_before=before.history_end,
-            history_end=after.history_end,
-            pending_dates=after.pending_dates,
+            self._snapshot = change.after
+        return _report(len(rows), before, change)
+
+    def _apply(self, before: HistorySnapshot, rows: pd.DataFrame) -> _Change:
+        """Judge ``rows`` against ``before`` and write them (the caller's transaction)."""
+        batch, flags = normalize_rows(rows, before.index)
+        merge = merge_batch(
+            window=before.window,
+            pending=before.pending,
+            series=before.series,
+            batch=batch,
+            flags=flags,
         )
-        logger.info(
-            "actuals appended new=%d duplicate=%d too_old=%d end=%s pending=%d",
-            result.n_new,
-            result.n_duplicate,
-            result.n_too_old,
-            result.history_end.date(),
-            len(result.pending_dates),
+        check_contiguous(before.dates[-1], merge.pending)
+        self._check_plausible(before, batch, flags, merge)
+        completed, filled = complete_days(before.dates[-1], merge.pending, len(before.series))
+        corrected = with_window(before, corrected_window(before.window, batch, merge.fixed))
+        after = advance(corrected, merge.pending, completed, n_days=self.n_days)
+        audit = history_corrections(before.series, batch, flags, merge)
+        write_history_corrections(self._conn, batch, merge.fixed, audit)
+        self._write(batch, merge.new_mask, filled, after)
+        return _Change(merge, filled, tuple(audit), after)
+
+    def _check_plausible(
+        self, before: HistorySnapshot, batch: Batch, flags: RowFlags, merge: Merge
+    ) -> None:
+        """Refuse unconfirmed new or corrected values above their series' bound (O(rows))."""
+        rows = np.concatenate([np.flatnonzero(merge.new_mask), merge.fixed])
+        levels = before.levels[batch.idx[rows]]
+        refused, bounds = implausible_rows(
+            sales=batch.sales[rows],
+            levels=levels,
+            confirmed=flags.confirm[rows],
+            rule=self.spike_rule,
         )
-        return result
+        problems = [
+            spike_problem(
+                int(flags.pos[rows[k]]),
+                sales=float(batch.sales[rows[k]]),
+                bound=float(bound),
+                level=float(levels[k]),
+                day=batch.dates[rows[k]],
+                series=before.series[batch.idx[rows[k]]],
+                rule=self.spike_rule,
+                n_days=len(before.dates),
+            )
+            for k, bound in zip(refused.tolist(), bounds.tolist(), strict=True)
+        ]
+        if problems:
+            raise RefusedRowsError(sorted(problems, key=lambda problem: problem.position))
+
+    def corrections(self) -> pd.DataFrame:
+        """Every correction this store applied (its audit table), oldest first."""
+        with self._lock:
+            return read_corrections(self._conn)
 
     def _write(
         self,
@@ -317,48 +378,6 @@ class HistoryStore:
             )
 
 
-def _advance(
-    before: HistorySnapshot,
-    pending: dict[np.datetime64, PendingDay],
-    completed: list[PendingDay],
-    *,
-    n_days: int,
-) -> HistorySnapshot:
-    """Move the completed days from ``pending`` into the window of a new snapshot."""
-    new_end = before.dates[-1] + DAY * len(completed)
-    remaining = {day: p for day, p in pending.items() if day > new_end}
-    if not completed:
-        return dataclasses.replace(before, pending=remaining)
-    block = len(completed)
-
-    def extend(old: npt.NDArray[_T], new: list[npt.NDArray[_T]]) -> npt.NDArray[_T]:
-        return _readonly(np.concatenate([old, np.stack(new, axis=1)], axis=1)[:, -n_days:].copy())
-
-    new_dates = before.dates[-1] + DAY * np.arange(1, block + 1)
-    return dataclasses.replace(
-        before,
-        dates=_readonly(np.concatenate([before.dates, new_dates])[-n_days:].copy()),
-        sales=extend(before.sales, [p.sales for p in completed]),
-        onpromotion=extend(before.onpromotion, [p.promo for p in completed]),
-        is_closed=extend(before.is_closed, [p.closed for p in completed]),
-        pending=remaining,
-    )
-
-
 def _data_version(conn: sqlite3.Connection) -> int:
     """SQLite's counter of commits made by *other* connections to this database file."""
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
-
-
-def _snapshot_of(state: StoredState) -> HistorySnapshot:
-    window = state.window
-    return HistorySnapshot(
-        series=state.series,
-        families=state.families,
-        dates=_readonly(window.dates),
-        sales=_readonly(window.sales),
-        onpromotion=_readonly(window.promo),
-        is_closed=_readonly(window.closed),
-        pending=state.pending,
-        index={key: i for i, key in enumerate(state.series)},
-    )

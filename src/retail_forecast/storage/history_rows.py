@@ -1,4 +1,11 @@
-"""Array helpers of the history store: validate rows, merge them, complete days (no I/O)."""
+"""Array helpers of the history store: validate rows, complete days, rebuild a state (no I/O).
+
+Merging a batch with what is stored (duplicates, corrections, conflicts) is history_merge.py.
+
+Rows may carry three optional columns besides the actual: ``confirm_spike`` and ``correction``
+(booleans; storage.plausibility and storage.conflict_policy say what they allow) and
+``request_id`` (text, recorded with corrections).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.closed_days import is_closed_date
-from retail_forecast.errors import (
-    ConflictError,
-    DataValidationError,
-    ForecastError,
-    UnknownSeriesError,
-)
+from retail_forecast.errors import DataValidationError, ForecastError, UnknownSeriesError
 from retail_forecast.schema import (
     CANONICAL_COLUMNS,
     DATE,
@@ -28,15 +30,13 @@ from retail_forecast.schema import (
     TARGET,
     SeriesKey,
 )
-from retail_forecast.storage.conflict_policy import (
-    agrees,
-    conflict_message,
-    describe_conflict,
-    disagreeing_repeats,
-)
+from retail_forecast.storage.conflict_policy import CORRECTION, disagreeing_repeats
+from retail_forecast.storage.plausibility import CONFIRM_SPIKE, MAX_SALES
 
 DAY: Final = np.timedelta64(1, "D")
 ACTUAL_COLUMNS: Final = (DATE, STORE, FAMILY, TARGET, PROMO)
+REQUEST_ID: Final = "request_id"
+"""Optional text column of actuals: the request that sent them (recorded with corrections)."""
 MAX_LISTED: Final = 20
 
 Dates = npt.NDArray[np.datetime64]
@@ -63,6 +63,16 @@ class Batch:
     idx: Ints
     sales: Floats
     promo: Ints
+
+
+@dataclasses.dataclass(frozen=True)
+class RowFlags:
+    """Per batch row: its position in the received rows and its optional flags."""
+
+    pos: Ints
+    confirm: Bools
+    correct: Bools
+    request: npt.NDArray[np.object_]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,16 +107,6 @@ class PendingDay:
         return dataclasses.replace(self, mask=mask, closed=closed)
 
 
-@dataclasses.dataclass(frozen=True)
-class Merge:
-    """Pending days after a batch is merged, and which batch rows are new."""
-
-    pending: dict[np.datetime64, PendingDay]
-    new_mask: Bools
-    n_duplicate: int
-    n_too_old: int
-
-
 # -- the initial window from a canonical frame -----------------------------------------------
 
 
@@ -117,8 +117,8 @@ def _check_columns(frame: pd.DataFrame, required: tuple[str, ...]) -> None:
 
 
 def _check_values(sales: Floats, promo: npt.NDArray[np.float64], what: str) -> None:
-    if not np.isfinite(sales).all() or (sales < 0).any():
-        raise DataValidationError(f"{what}: sales must be finite and >= 0")
+    if not np.isfinite(sales).all() or (sales < 0).any() or (sales > MAX_SALES).any():
+        raise DataValidationError(f"{what}: sales must be finite, >= 0 and <= {MAX_SALES:g}")
     if not np.isfinite(promo).all() or (promo < 0).any() or (promo != np.round(promo)).any():
         raise DataValidationError(f"{what}: onpromotion must be an integer >= 0")
 
@@ -177,19 +177,52 @@ def _parse_columns(rows: pd.DataFrame) -> tuple[Dates, Ints, Floats, Ints]:
     bad = (dates.isna() | (dates != dates.dt.normalize())).to_numpy()
     with np.errstate(invalid="ignore"):
         bad |= ~np.isfinite(stores) | (stores != np.round(stores))
-        bad |= ~np.isfinite(sales) | (sales < 0)
+        bad |= ~np.isfinite(sales) | (sales < 0) | (sales > MAX_SALES)
         bad |= ~np.isfinite(promo) | (promo < 0) | (promo != np.round(promo))
     if bad.any():
         positions = np.flatnonzero(bad)[:MAX_LISTED].tolist()
         raise DataValidationError(
             f"{int(bad.sum())} invalid actuals rows (positions {positions}): date must be a day,"
-            " store_nbr an integer, sales finite >= 0, onpromotion an integer >= 0"
+            f" store_nbr an integer, sales finite, >= 0 and <= {MAX_SALES:g}, onpromotion an"
+            " integer >= 0"
         )
     day = dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
     return day, stores.astype(np.int64), sales, promo.astype(np.int64)
 
 
-def normalize_rows(rows: pd.DataFrame, index: Mapping[SeriesKey, int]) -> Batch:
+def _flag(rows: pd.DataFrame, name: str) -> Bools:
+    """Read an optional boolean column (missing values: False); anything else is invalid."""
+    if name not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    if rows[name].dtype == bool:
+        return rows[name].to_numpy(dtype=bool)
+    values = rows[name].to_numpy(dtype=object)
+    missing = pd.isna(values)
+    valid = missing | np.fromiter((isinstance(v, bool | np.bool_) for v in values), bool)
+    if not valid.all():
+        positions = np.flatnonzero(~valid)[:MAX_LISTED].tolist()
+        raise DataValidationError(f"{name} must be true or false (rows at positions {positions})")
+    return np.where(missing, False, values).astype(bool)
+
+
+def _flags(rows: pd.DataFrame, order: Ints, keep: Bools) -> RowFlags:
+    """Flag the kept rows: a key's identical repeats count as one row with any of their flags."""
+    starts = np.flatnonzero(keep)
+    requests = rows[REQUEST_ID].to_numpy(dtype=object) if REQUEST_ID in rows else None
+
+    def merged(name: str) -> Bools:
+        values = _flag(rows, name)[order]
+        return np.logical_or.reduceat(values, starts) if starts.size else values[:0]
+
+    return RowFlags(
+        pos=order[keep].astype(np.int64),
+        confirm=merged(CONFIRM_SPIKE),
+        correct=merged(CORRECTION),
+        request=np.full(starts.size, None, object) if requests is None else requests[order][keep],
+    )
+
+
+def normalize_rows(rows: pd.DataFrame, index: Mapping[SeriesKey, int]) -> tuple[Batch, RowFlags]:
     """Validate actuals and map them to series indices; identical repeats collapse to one."""
     _check_columns(rows, ACTUAL_COLUMNS)
     dates, stores, sales, promo = _parse_columns(rows)
@@ -211,63 +244,8 @@ def normalize_rows(rows: pd.DataFrame, index: Mapping[SeriesKey, int]) -> Batch:
             " in the same request"
         )
     keep = ~repeat
-    return Batch(dates=dates[keep], idx=idx[keep], sales=sales[keep], promo=promo[keep])
-
-
-def _describe(
-    series: tuple[SeriesKey, ...], batch: Batch, rows: Ints, old_sales: Floats, old_promo: Ints
-) -> list[str]:
-    return [
-        describe_conflict(
-            batch.dates[r],
-            series[batch.idx[r]][0],
-            series[batch.idx[r]][1],
-            stored=(s, p),
-            received=(float(batch.sales[r]), int(batch.promo[r])),
-        )
-        for r, s, p in zip(rows.tolist(), old_sales.tolist(), old_promo.tolist(), strict=True)
-    ]
-
-
-def _compare(batch: Batch, rows: Ints, old_sales: Floats, old_promo: Ints) -> Bools:
-    """Apply the conflict policy (storage.conflict_policy): True where rows repeat the record."""
-    return agrees(old_sales, batch.sales[rows], old_promo, batch.promo[rows])
-
-
-def merge_batch(
-    *,
-    window: Window,
-    pending: Mapping[np.datetime64, PendingDay],
-    series: tuple[SeriesKey, ...],
-    batch: Batch,
-) -> Merge:
-    """Check a batch against what is recorded; ConflictError (nothing applied) on any conflict."""
-    first, end = window.dates[0], window.dates[-1]
-    conflicts: list[str] = []
-    known = np.flatnonzero((batch.dates >= first) & (batch.dates <= end))
-    col = ((batch.dates[known] - first) // DAY).astype(np.int64)
-    old_s, old_p = window.sales[batch.idx[known], col], window.promo[batch.idx[known], col]
-    same = _compare(batch, known, old_s, old_p)
-    conflicts += _describe(series, batch, known[~same], old_s[~same], old_p[~same])
-    n_duplicate = int(same.sum())
-    merged = dict(pending)
-    new_mask = np.zeros(len(batch.idx), dtype=bool)
-    for day in np.unique(batch.dates[batch.dates > end]):
-        rows = np.flatnonzero(batch.dates == day)
-        old = pending.get(day) or PendingDay.empty(day, len(series))
-        seen = rows[old.mask[batch.idx[rows]]]
-        old_s, old_p = old.sales[batch.idx[seen]], old.promo[batch.idx[seen]]
-        same = _compare(batch, seen, old_s, old_p)
-        conflicts += _describe(series, batch, seen[~same], old_s[~same], old_p[~same])
-        n_duplicate += int(same.sum())
-        fresh = rows[~old.mask[batch.idx[rows]]]
-        if fresh.size:
-            merged[day] = old.with_rows(batch.idx[fresh], batch.sales[fresh], batch.promo[fresh])
-            new_mask[fresh] = True
-    if conflicts:
-        raise ConflictError(conflict_message(conflicts, outcome="nothing was applied"))
-    n_too_old = int((batch.dates < first).sum())
-    return Merge(pending=merged, new_mask=new_mask, n_duplicate=n_duplicate, n_too_old=n_too_old)
+    batch = Batch(dates=dates[keep], idx=idx[keep], sales=sales[keep], promo=promo[keep])
+    return batch, _flags(rows, order, keep)
 
 
 def check_contiguous(end: np.datetime64, pending: Mapping[np.datetime64, PendingDay]) -> None:

@@ -4,9 +4,12 @@ Every served prediction is one row keyed by (model version, series, target date,
 logging the same key again keeps the latest request. Actuals are keyed by (series, date) and
 follow the conflict policy of :mod:`retail_forecast.storage.conflict_policy`: a repeat of a
 stored value changes nothing; a different value is a conflict, counted and named in the
-:class:`IngestResult` and logged at WARNING, and the stored value stays. The other rows of the
-batch are stored: the log is fed after the history store accepted those actuals (and by
-``monitor ingest-actuals``), and one conflicting row must not cost monitoring the rest.
+:class:`IngestResult` and logged at WARNING, and the stored value stays, unless the row says
+``correction``: then it replaces the stored value and the log audits it in its ``corrections``
+table (storage.corrections), in the same transaction. The other rows of the batch are stored:
+the log is fed after the history store accepted those actuals, corrections included (and by
+``monitor ingest-actuals``), and one conflicting row must not cost monitoring the rest. Sales
+above ``MAX_SALES`` (storage.plausibility) are invalid rows.
 Actuals may arrive before or after the predictions they score; :meth:`PredictionLogDB.joined`
 pairs them when asked. Accuracy over time is ``monitoring.prediction_log.PredictionLog``.
 
@@ -23,21 +26,31 @@ from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.config import MonitoringConfig
 from retail_forecast.errors import DataValidationError
 from retail_forecast.schema import DATE, FAMILY, STORE, TARGET
 from retail_forecast.storage.conflict_policy import (
+    CORRECTION,
     MAX_LISTED,
     agrees,
     conflict_message,
     describe_conflict,
     disagreeing_repeats,
 )
+from retail_forecast.storage.corrections import (
+    CORRECTIONS_DDL,
+    REQUEST_ID,
+    Correction,
+    read_corrections,
+    record_corrections,
+)
+from retail_forecast.storage.plausibility import MAX_SALES
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +63,8 @@ MODEL: Final = "model"
 HORIZON_DAY: Final = "horizon_day"
 ACTUAL_KEY: Final = (STORE, FAMILY, DATE)
 
-SCHEMA: Final = """
+SCHEMA: Final = (
+    """
 CREATE TABLE IF NOT EXISTS predictions (
     model_version TEXT NOT NULL, store_nbr INTEGER NOT NULL, family TEXT NOT NULL,
     target_date TEXT NOT NULL, horizon_day INTEGER NOT NULL, prediction REAL NOT NULL,
@@ -64,10 +78,13 @@ CREATE TABLE IF NOT EXISTS actuals (
     PRIMARY KEY (store_nbr, family, date)
 ) WITHOUT ROWID;
 """
+    + CORRECTIONS_DDL
+    + ";"
+)
 
 # What is stored for each incoming row (NULL: nothing yet), then the new rows only.
 STORED_FOR_INCOMING: Final = """
-SELECT i.store_nbr, i.family, i.date, i.sales, a.sales
+SELECT i.store_nbr, i.family, i.date, i.sales, a.sales, i.correction, i.request_id
 FROM incoming i LEFT JOIN actuals a
     ON a.store_nbr = i.store_nbr AND a.family = i.family AND a.date = i.date
 ORDER BY i.rowid
@@ -99,7 +116,8 @@ class IngestResult:
     """Counts of one actuals batch; ``ok`` False when the store could not be written.
 
     ``conflicts``: rows whose value differs from the stored one (kept; ``conflict_examples``
-    names the first ones); ``rejected``: invalid rows, including every row of a key that the
+    names the first ones); ``corrected``: rows flagged ``correction`` that replaced a different
+    stored value (audited); ``rejected``: invalid rows, including every row of a key that the
     batch repeats with different values.
     """
 
@@ -111,6 +129,7 @@ class IngestResult:
     ok: bool = True
     error: str | None = None
     conflict_examples: tuple[str, ...] = ()
+    corrected: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,7 @@ class _Stored:
     unchanged: int
     conflicts: int
     examples: list[str]
+    corrected: int
 
 
 def _iso(value: dt.datetime | None) -> str:
@@ -153,11 +173,21 @@ def _prediction_rows(
     return list(frame.itertuples(index=False, name=None))
 
 
+def _is_true(rows: pd.DataFrame, name: str) -> npt.NDArray[np.bool_]:
+    """Read an optional column: True where it holds the boolean true (absent or else: False)."""
+    if name not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    if rows[name].dtype == bool:
+        return rows[name].to_numpy(dtype=bool)
+    return np.fromiter((v is True or v is np.True_ for v in rows[name]), bool, count=len(rows))
+
+
 def _actual_rows(rows: pd.DataFrame) -> tuple[list[tuple[object, ...]], int]:
     """Return the valid actuals, one row per key, and the number of rows rejected.
 
-    Invalid: a missing date, a store that is not an integer, sales not finite or negative;
-    every row of a key repeated with different values (which one is right is unknown).
+    Invalid: a missing date, a store that is not an integer, sales not finite, negative or above
+    MAX_SALES; every row of a key repeated with different values (which one is right is
+    unknown). A key repeated with the same value is one row, a correction if any repeat says so.
     """
     missing = [c for c in (DATE, STORE, FAMILY, TARGET) if c not in rows]
     if missing:
@@ -168,21 +198,35 @@ def _actual_rows(rows: pd.DataFrame) -> tuple[list[tuple[object, ...]], int]:
             FAMILY: rows[FAMILY].astype(str),
             DATE: _dates(rows[DATE]),
             TARGET: pd.to_numeric(rows[TARGET], errors="coerce"),
+            CORRECTION: _is_true(rows, CORRECTION),
+            REQUEST_ID: rows[REQUEST_ID].astype(object) if REQUEST_ID in rows else None,
         }
     )
     store, sales = frame[STORE].to_numpy(np.float64), frame[TARGET].to_numpy(np.float64)
     with np.errstate(invalid="ignore"):
         good = frame[DATE].notna().to_numpy() & np.isfinite(store) & (store == np.round(store))
-        good &= np.isfinite(sales) & (sales >= 0)
+        good &= np.isfinite(sales) & (sales >= 0) & (sales <= MAX_SALES)
     frame = frame[good].sort_values(list(ACTUAL_KEY), kind="stable")
     keys = frame[list(ACTUAL_KEY)]
     repeat = (keys == keys.shift()).all(axis=1).to_numpy()
     key_id = np.cumsum(~repeat)
     differs = disagreeing_repeats(repeat, frame[TARGET].to_numpy())
     contradicted = np.isin(key_id, key_id[differs])
-    kept = frame[~repeat & ~contradicted]
+    starts = np.flatnonzero(~repeat)
+    correct = frame[CORRECTION].to_numpy(dtype=bool)
+    correct = np.logical_or.reduceat(correct, starts)[key_id - 1] if starts.size else correct
+    keep = ~repeat & ~contradicted
+    kept = frame[keep]
     records: list[tuple[object, ...]] = list(
-        zip(kept[STORE].astype(np.int64), kept[FAMILY], kept[DATE], kept[TARGET], strict=True)
+        zip(
+            kept[STORE].astype(np.int64),
+            kept[FAMILY],
+            kept[DATE],
+            kept[TARGET],
+            correct[keep].astype(int).tolist(),
+            [None if pd.isna(r) else str(r) for r in kept[REQUEST_ID]],
+            strict=True,
+        )
     )
     return records, int((~good).sum() + contradicted.sum())
 
@@ -261,9 +305,10 @@ class PredictionLogDB:
                 ),
             )
         logger.info(
-            "actuals ingested inserted=%d unchanged=%d conflicts=%d rejected=%d",
+            "actuals ingested inserted=%d unchanged=%d corrected=%d conflicts=%d rejected=%d",
             stored.inserted,
             stored.unchanged,
+            stored.corrected,
             stored.conflicts,
             rejected,
         )
@@ -274,29 +319,38 @@ class PredictionLogDB:
             conflicts=stored.conflicts,
             rejected=rejected,
             conflict_examples=tuple(stored.examples),
+            corrected=stored.corrected,
         )
 
     def _store_actuals(self, records: Sequence[tuple[object, ...]], now: str) -> _Stored:
         with self.connect() as conn:
             conn.execute("BEGIN IMMEDIATE")  # what is stored cannot change until the insert
             conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS incoming "
-                "(store_nbr INTEGER, family TEXT, date TEXT, sales REAL)"
+                "CREATE TEMP TABLE IF NOT EXISTS incoming (store_nbr INTEGER, family TEXT,"
+                " date TEXT, sales REAL, correction INTEGER, request_id TEXT)"
             )
             conn.execute("DELETE FROM incoming")
-            conn.executemany("INSERT INTO incoming VALUES (?, ?, ?, ?)", records)
+            conn.executemany("INSERT INTO incoming VALUES (?, ?, ?, ?, ?, ?)", records)
             pairs = conn.execute(STORED_FOR_INCOMING).fetchall()
             conn.execute(INSERT_NEW_ACTUALS, (now,))
             conn.execute("DROP TABLE incoming")
-        stored = np.array([row[4] for row in pairs], dtype=np.float64)  # None -> NaN: new
-        new = np.isnan(stored)
-        same = agrees(stored, np.array([row[3] for row in pairs], dtype=np.float64))
-        clash = np.flatnonzero(~new & ~same)
+            stored = np.array([row[4] for row in pairs], dtype=np.float64)  # None -> NaN: new
+            new = np.isnan(stored)
+            same = agrees(stored, np.array([row[3] for row in pairs], dtype=np.float64))
+            differ = ~new & ~same
+            fix = differ & np.array([bool(row[5]) for row in pairs], dtype=bool)
+            _correct(conn, [pairs[i] for i in np.flatnonzero(fix)], now)
+        clash = np.flatnonzero(differ & ~fix)
         examples = [
             describe_conflict(day, store, family, stored=(old, None), received=(sales, None))
-            for store, family, day, sales, old in (pairs[i] for i in clash[:MAX_LISTED])
+            for store, family, day, sales, old, *_ in (pairs[i] for i in clash[:MAX_LISTED])
         ]
-        return _Stored(int(new.sum()), int(same.sum()), len(clash), examples)
+        return _Stored(int(new.sum()), int(same.sum()), len(clash), examples, int(fix.sum()))
+
+    def corrections(self) -> pd.DataFrame:
+        """Every correction the log applied (its audit table), oldest first."""
+        with self.connect() as conn:
+            return read_corrections(conn)
 
     def latest_version(self) -> str | None:
         """Return the model version of the most recently logged prediction (None when empty)."""
@@ -320,3 +374,17 @@ class PredictionLogDB:
             frame = pd.read_sql_query(JOINED, conn, params=params)
         frame[DATE] = pd.to_datetime(frame[DATE])
         return frame
+
+
+def _correct(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], now: str) -> None:
+    """Replace stored actuals by corrections and audit them (the caller's transaction)."""
+    conn.executemany(
+        "UPDATE actuals SET sales = ?, ingested_at = ? WHERE store_nbr = ? AND family = ?"
+        " AND date = ?",
+        [(sales, now, store, family, day) for store, family, day, sales, *_ in rows],
+    )
+    audit = [
+        Correction(day, store, family, old, sales, None, None, request_id)
+        for store, family, day, sales, old, _, request_id in rows
+    ]
+    record_corrections(conn, audit, now=now)

@@ -1,21 +1,24 @@
-"""Body limits before parsing, media types, request IDs and load shedding (promises 4, 6, 10)."""
+"""Body limits, media types, request IDs, shedding, API keys first (promises 4, 6, 10, 16)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from api_helpers import series_rows, serve
 from fastapi.testclient import TestClient
 from naive_backend import SeasonalNaivePredictor
+from test_server import Server
 
 from retail_forecast.api import jsonbody
-from retail_forecast.api.runtime.middleware import BodyLimitMiddleware
+from retail_forecast.api.runtime.middleware import ApiKeyMiddleware, BodyLimitMiddleware
 
 URL = "/api/v1/predict"
 JSON = {"Content-Type": "application/json"}
@@ -198,8 +201,10 @@ def test_p06_overload_is_shed_with_503_and_retry_after() -> None:
     predictor = SeasonalNaivePredictor(__import__("naive_backend").make_history())
     predictor.block.clear()
     predictor.block_stores = frozenset({2})
-    with serve(predictor, max_in_flight=2, threads=4) as client:
+    # micro-batching off: each slow request reaches the model (a queued one would not count)
+    with serve(predictor, max_in_flight=2, threads=4, micro_batch_requests=0) as client:
         results: list[int] = []
+        warm = predictor.calls  # the warm-up's call
 
         def slow() -> None:
             results.append(client.post(URL, json={"rows": series_rows(2, days=1)}).status_code)
@@ -207,8 +212,8 @@ def test_p06_overload_is_shed_with_503_and_retry_after() -> None:
         threads = [threading.Thread(target=slow) for _ in range(2)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 5
-        while predictor.calls < 2 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 20
+        while predictor.calls < warm + 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         shed = client.post(URL, json={"rows": series_rows(1, days=1)})
         health = client.get("/health")
@@ -230,3 +235,58 @@ def test_connection_recycling_is_off_by_default(predictor: SeasonalNaivePredicto
         recycled = [client.get("/health").headers.get("connection") for _ in range(6)]
     assert "close" not in default
     assert "close" in recycled  # the check sees the header when recycling is on
+
+
+# --- promise 16: the API key is checked before the body is read -------------------------------
+
+
+def test_p16_the_key_check_answers_before_receive_is_called() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the app must not run")
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("not one body byte may be read")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": URL,
+        "state": {},
+        "headers": [(b"content-type", b"application/json"), (b"x-api-key", b"wrong")],
+    }
+    asyncio.run(ApiKeyMiddleware(app, api_keys=("right",))(scope, receive, send))
+    assert sent[0]["status"] == 401
+    assert (b"connection", b"close") in sent[0]["headers"]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_p16_server_answers_401_to_a_keyless_upload_without_reading_it(tmp_path: Path) -> None:
+    """A real uvicorn: headers of a 4 MiB upload and 1 KiB of it; the 401 comes at once."""
+    server = Server(tmp_path, RF_API__API_KEYS='["s3cret"]', RF_API__REQUEST_TIMEOUT_S="5")
+    try:
+        server.release.touch()
+        server.wait("/ready", 200)
+        head = (
+            f"POST {URL} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {4 * MiB}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(head + b'{"rows": [' + b" " * 1024)
+            started = time.monotonic()
+            answer = b""
+            while chunk := sock.recv(65536):  # until the server closes the connection
+                answer += chunk
+            waited = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert b"x-api-key" in answer.lower()
+        # Answered and closed at once: not a 408 at the 5 s deadline of a server waiting for
+        # the body, and the rest of the upload is never received.
+        assert waited < 2
+    finally:
+        server.stop()

@@ -84,3 +84,28 @@ def test_close_drains_what_is_queued_then_refuses(tmp_path: Path) -> None:
     assert recorder.record_predictions(served(2)) is False
     stats = recorder.stats()
     assert (stats.written_rows, stats.dropped_rows, stats.queued_rows) == (16, 16, 0)
+
+
+def test_p33_a_correction_queued_behind_its_original_is_applied_after_it(tmp_path: Path) -> None:
+    """Both in one linger: written as two batches in queue order, never judged together."""
+    log = PredictionLog(tmp_path / "m.sqlite")
+    recorder = MonitoringRecorder(log, max_pending_rows=1000, linger_s=1.0)
+
+    def actual(sales: float, store: int = 1, **flags: object) -> pd.DataFrame:
+        row = {"date": pd.Timestamp("2017-08-16"), "store_nbr": store, "family": "BEVERAGES"}
+        return pd.DataFrame([{**row, "onpromotion": 0, "sales": sales, **flags}])
+
+    try:
+        assert recorder.record_actuals(actual(10.0))
+        assert recorder.record_actuals(actual(7.0, store=2))  # another request in between
+        assert recorder.record_actuals(actual(12.0, correction=True, request_id="fix-1"))
+        assert recorder.flush(10)
+    finally:
+        recorder.close(5)
+    with sqlite3.connect(log.db_path) as conn:
+        stored = conn.execute("SELECT store_nbr, sales FROM actuals ORDER BY store_nbr")
+        assert stored.fetchall() == [(1, 12.0), (2, 7.0)]
+    assert log.corrections()[["old_sales", "new_sales", "request_id"]].values.tolist() == [
+        [10.0, 12.0, "fix-1"]
+    ]
+    assert recorder.stats().failed_rows == 0

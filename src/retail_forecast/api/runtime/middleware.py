@@ -1,13 +1,17 @@
-"""Pure ASGI middleware: request IDs, the 500 contract, reconnects, load shedding, body limits."""
+"""Pure ASGI middleware: request IDs, 500s, reconnects, API keys, shedding, body limits."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import re
+import secrets
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 JSON_TYPES = ("application/json",)
+API_KEY_HEADER: Final = "X-Api-Key"
 
 
 def _state(scope: Scope) -> dict[str, Any]:
@@ -154,6 +159,97 @@ class LoadSheddingMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+def digest_key(key: bytes) -> bytes:
+    """sha256 of a key; digests have equal length, so compare_digest never sees raw input."""
+    return hashlib.sha256(key).digest()
+
+
+class ApiKeyMiddleware:
+    """With keys configured, refuse a request without a valid ``X-Api-Key`` before its body.
+
+    It runs outside the shedding and body-limit middleware, so an unauthenticated request takes
+    no in-flight slot and not one byte of its body is read: 401 at once, and the connection is
+    closed so the rest of an upload is never received (promise 16). Only the header counts (a
+    key in the query string is ignored); keys are never logged. The sha256 of the given key is
+    compared with every configured key's in constant time (no early exit), so the time does not
+    depend on which key matched, and non-ASCII or 10 KB keys never raise.
+
+    Open without a key: ``GET /health`` (liveness), and ``GET /ready`` answering only its
+    ``status`` field: probes and load balancers that cannot send headers see the status code
+    and the state, never the model version or a reason.
+    """
+
+    OPEN_PATHS: Final = frozenset({"/health"})
+    STATUS_ONLY_PATHS: Final = frozenset({"/ready"})
+
+    def __init__(self, app: ASGIApp, *, api_keys: Sequence[str]) -> None:
+        self.app = app
+        self.digests = [digest_key(key.encode("utf-8", "surrogatepass")) for key in api_keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_get = scope["method"] == "GET"
+        if (is_get and scope["path"] in self.OPEN_PATHS) or self.is_valid(scope):
+            await self.app(scope, receive, send)
+        elif is_get and scope["path"] in self.STATUS_ONLY_PATHS:
+            await self.app(scope, receive, _status_only(send))
+        else:
+            await send_json_error(
+                send,
+                scope,
+                401,
+                f"a valid API key is required in the {API_KEY_HEADER} header",
+                headers={
+                    "WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"',
+                    "Connection": "close",  # the unread body is never received
+                },
+            )
+
+    def is_valid(self, scope: Scope) -> bool:
+        """Whether the first ``X-Api-Key`` header matches a configured key."""
+        given = next((v for k, v in scope["headers"] if k.lower() == b"x-api-key"), b"")
+        digest = digest_key(given)
+        matched = False
+        for expected in self.digests:  # no early exit: time does not depend on which matched
+            matched |= secrets.compare_digest(digest, expected)
+        return bool(given) and matched
+
+
+def status_only_body(body: bytes) -> bytes:
+    """``{"status": ...}`` of a JSON object body; ``{}`` for anything else."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    status = parsed.get("status") if isinstance(parsed, dict) else None
+    return json.dumps({"status": status} if isinstance(status, str) else {}).encode("ascii")
+
+
+def _status_only(send: Send) -> Send:
+    """Pass the status code on, but only the ``status`` field of the (small) JSON body."""
+    start: Message = {}
+    chunks: list[bytes] = []
+
+    async def send_status_only(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = status_only_body(b"".join(chunks))
+        MutableHeaders(scope=start)["content-length"] = str(len(body))
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    return send_status_only
 
 
 class _BodyRejectedError(Exception):

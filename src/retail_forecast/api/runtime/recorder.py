@@ -23,6 +23,7 @@ import pandas as pd
 
 from retail_forecast.features.calendar import from_ordinals
 from retail_forecast.schema import DATE, FAMILY, STORE
+from retail_forecast.storage.conflict_policy import CORRECTION
 from retail_forecast.storage.prediction_log_db import (
     HORIZON_DAY,
     MODEL,
@@ -78,6 +79,26 @@ def served_frame(group: Sequence[ServedForecasts]) -> pd.DataFrame:
     )
 
 
+def _in_order(frames: list[pd.DataFrame]) -> list[list[pd.DataFrame]]:
+    """Actuals batches to write, in queue order: runs of plain batches, each correction alone.
+
+    One write judges its rows together, and a key that a run holds twice with different values
+    is rejected; only a correction can follow its key's first value into the queue, so a batch
+    with corrections is written after everything before it and before everything after it.
+    """
+    runs: list[list[pd.DataFrame]] = []
+    for frame in frames:
+        if not runs or _corrects(frame) or _corrects(runs[-1][-1]):
+            runs.append([frame])
+        else:
+            runs[-1].append(frame)
+    return runs
+
+
+def _corrects(frame: pd.DataFrame) -> bool:
+    return CORRECTION in frame and bool(frame[CORRECTION].any())
+
+
 @dataclass(frozen=True)
 class RecorderStats:
     """Row counts since start: waiting, written, dropped (queue full) and failed writes."""
@@ -124,7 +145,12 @@ class MonitoringRecorder:
         """Queue actuals the history store accepted (date, store_nbr, family, sales).
 
         The log applies the same conflict policy (storage.conflict_policy): a row that differs
-        from its stored actual is counted and logged there, never written over it.
+        from its stored actual is counted and logged there, never written over it, unless the
+        row says ``correction`` (and ``request_id``): the history store applied it, so the log
+        replaces its value too and audits it. One writer thread in queue order: a correction is
+        written after the value it corrects. A dropped or failed batch is counted (stats) and
+        logged; sending the same rows again brings the log in line (the history store answers
+        them as duplicates, the log applies them).
         """
         return self._submit(rows, len(rows))
 
@@ -220,8 +246,7 @@ class MonitoringRecorder:
             else:
                 actuals.append(job)
         results = [(sum(map(len, g)), self._write_predictions(g)) for g in groups.values()]
-        if actuals:
-            results.append((sum(map(len, actuals)), self._write_actuals(actuals)))
+        results += [(sum(map(len, run)), self._write_actuals(run)) for run in _in_order(actuals)]
         if any(ok for _, ok in results):
             self._hold_open()
         with self._cond:
