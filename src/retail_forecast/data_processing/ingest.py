@@ -78,8 +78,11 @@ class FileSpec:
 
 
 SPECS: Final = {
-    "train": FileSpec("train", "train.csv", True, (DATE, STORE, FAMILY, TARGET, PROMO), (ID,)),
-    "test": FileSpec("test", "test.csv", False, (ID, DATE, STORE, FAMILY, PROMO)),
+    # "open" (1/0): an optional known-in-advance closure flag (data_processing/panel_shape.py)
+    "train": FileSpec(
+        "train", "train.csv", True, (DATE, STORE, FAMILY, TARGET, PROMO), (ID, "open")
+    ),
+    "test": FileSpec("test", "test.csv", False, (ID, DATE, STORE, FAMILY, PROMO), ("open",)),
     "stores": FileSpec(
         "stores", "stores.csv", True, (STORE,), ("city", "state", "type", "cluster")
     ),

@@ -10,7 +10,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.data_processing.synthetic_tables import QUAKE_FAMILIES
-from retail_forecast.schema import HORIZON
 
 FloatArray = npt.NDArray[np.float64]
 HolidayRow = tuple[dt.date, str, str, str, str, bool]
@@ -210,13 +209,17 @@ def store_day_effect(
     holidays: pd.DataFrame,
     *,
     opening: npt.NDArray[np.int64],
+    horizon: int,
     rng: np.random.Generator,
 ) -> FloatArray:
-    """Store x day log-effects: local/regional holidays, growth trend, opening ramp, shocks."""
+    """Store x day log-effects: local/regional holidays, growth trend, opening ramp, shocks.
+
+    The trend is anchored at the last train day (``horizon`` days before the last day).
+    """
     n_stores, n_days = len(stores), len(days)
     t = np.arange(n_days, dtype=np.float64)
     slope = rng.normal(0.03, 0.05, size=(n_stores, 1))
-    trend = slope * (t - (n_days - HORIZON - 1)) / 365.25
+    trend = slope * (t - (n_days - horizon - 1)) / 365.25
     since_open = np.clip(t[None, :] - opening[:, None], 0.0, None)
     ramp = np.log1p(-0.6 * np.exp(-since_open / 15.0))
     ramp[:, 0] = 0.0

@@ -7,6 +7,7 @@ the order the checks run):
 
 - ``encoding`` (bytes that are not UTF-8), ``malformed_row`` (wrong number of fields);
 - ``bad_<column>``: empty or unparseable value (strict int, ISO ``YYYY-MM-DD`` date, float);
+- ``bad_open``: an ``open`` value (optional column of train and test) other than 0 or 1;
 - ``non_finite_sales``, ``negative_sales``, ``negative_onpromotion``,
   ``negative_transactions``;
 - ``unknown_store``: ``store_nbr`` not in stores.csv;
@@ -14,7 +15,8 @@ the order the checks run):
   ``FAMILY_MIN_DATE_SHARE`` (50 %) of the train file's dates. It is learned from train, not
   from test.csv, so test rows are checked against it too. On the real data: the 33 families;
 - ``future_date``: a train date on or after the first test date ("in the future of test");
-- ``outside_horizon``: a test date not within the 16 days after the last train date;
+- ``outside_horizon``: a test date not within the horizon (``forecast.horizon`` days) after the
+  last train date;
 - ``duplicate_key``: a second row for the same key ((date, store_nbr, family) for train and
   test; store_nbr for stores; date for oil; (date, store_nbr) for transactions), among rows
   that pass every other rule: the first in source order is kept, later copies quarantined.
@@ -42,6 +44,7 @@ from retail_forecast.data_processing.ingest import (
     RawTable,
     empty_quarantine,
 )
+from retail_forecast.data_processing.panel_shape import OPEN
 from retail_forecast.data_processing.parse import (
     parse_bool,
     parse_date,
@@ -54,7 +57,7 @@ from retail_forecast.data_processing.validation_report import (
     ValidationReport,
     budget_errors,
 )
-from retail_forecast.schema import DATE, FAMILY, HORIZON, ID, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, ID, PROMO, STORE, TARGET
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +250,10 @@ def check_sales_file(check: TableCheck, *, is_test: bool) -> None:
         check.typed.pop(ID, None)
     promo = check.column(PROMO, "int")
     check.flag("negative_onpromotion", promo < 0)
+    if OPEN in check.raw.frame.columns:
+        is_open = check.column(OPEN, "int")
+        parsed = ~check.masks.get(f"bad_{OPEN}", np.zeros(check.n, dtype=bool))
+        check.flag(f"bad_{OPEN}", parsed & (is_open != 0) & (is_open != 1))
 
 
 def sales_keys(check: TableCheck) -> list[npt.NDArray[np.int64]]:
@@ -285,8 +292,10 @@ def check_aux_file(check: TableCheck, *, stores: npt.NDArray[np.int64] | None) -
         check.flag_duplicates([day, check.typed[STORE]])
 
 
-def horizon_mask(dates: npt.NDArray[np.datetime64], last_train: np.datetime64) -> BoolArray:
-    """Test rows outside (last train date, last train date + HORIZON days]."""
+def horizon_mask(
+    dates: npt.NDArray[np.datetime64], last_train: np.datetime64, horizon: int
+) -> BoolArray:
+    """Test rows outside (last train date, last train date + ``horizon`` days]."""
     with np.errstate(invalid="ignore"):
         delta = (dates - last_train).astype("timedelta64[D]").astype(np.int64)
-    return ~np.isnat(dates) & ((delta < 1) | (delta > HORIZON))
+    return ~np.isnat(dates) & ((delta < 1) | (delta > horizon))

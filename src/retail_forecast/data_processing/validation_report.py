@@ -46,6 +46,10 @@ class ValidationReport:
     filled_closed_rows: int = 0
     filled_open_rows: int = 0
     fingerprint: str | None = None
+    # panel_shape: missing days inside series' histories that no closure explains, and the
+    # closed days found (the closed-day rule, an open flag, Closed rows of the holidays table)
+    gaps: dict[str, Any] = field(default_factory=dict)
+    closures: dict[str, Any] = field(default_factory=dict)
 
     def _train(self) -> FileReport:
         return self.files.get("train", FileReport("train", 0, 0, 0))
@@ -91,6 +95,8 @@ class ValidationReport:
             "filled_closed_rows": self.filled_closed_rows,
             "filled_open_rows": self.filled_open_rows,
             "fingerprint": self.fingerprint,
+            "gaps": dict(self.gaps),
+            "closures": dict(self.closures),
             "issues": self.issues,
             "files": {name: report.to_dict() for name, report in self.files.items()},
         }
@@ -114,3 +120,33 @@ def budget_errors(reports: dict[str, FileReport], config: DataConfig) -> list[st
     if train is not None and train.rows_kept == 0:
         errors.append("train: no valid rows")
     return errors
+
+
+def gap_text(gaps: dict[str, Any]) -> str:
+    """One line for the gaps of a report ("none" when every series is whole)."""
+    if not gaps.get("series"):
+        return "none"
+    longest = gaps["longest"]
+    return (
+        f"{gaps['series']:,} series, {gaps['missing_days']:,} missing days; longest "
+        f"{longest['days']:,} days, store {longest['store_nbr']} {longest['family']}, "
+        f"{longest['first_missing']} .. {longest['last_missing']}"
+    )
+
+
+def closure_text(closures: dict[str, Any]) -> str:
+    """One line for the closed days a report found."""
+    if not closures:
+        return "none"
+    parts = [f"{closures['rule_days']} closed-day-rule dates"]
+    if closures.get("open_flag"):
+        parts.append(
+            f"open flag: {closures['open_flag_closed_rows']:,} closed rows on "
+            f"{closures['open_flag_closed_dates']:,} dates ({closures['test_closed_rows']:,} "
+            "in test)"
+        )
+    else:
+        parts.append("no open flag")
+    parts.append(f"{closures['holidays_closed_rows']} Closed holidays rows")
+    parts.append(f"{closures.get('closed_store_days', 0):,} closed store-days without rows")
+    return "; ".join(parts)
