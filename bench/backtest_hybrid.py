@@ -3,7 +3,8 @@ baselines and the mlforecast LightGBM peer, in one run, with the shipped default
 
 Usage:
     /usr/bin/time -v .venv/bin/python bench/backtest_hybrid.py \
-        --data-dir ../shared/data/favorita-store-sales --out bench/backtest_hybrid.json
+        --data-dir ../shared/data/favorita-store-sales --config favorita \
+        --out bench/backtest_hybrid.json
 Per-row fold predictions go to --predictions (outside the repo: they hold real sales).
 """
 
@@ -21,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backtest_xgboost import MLForecastPeer
 
-from retail_forecast.config import DataConfig, Settings
+from retail_forecast.config import DataConfig, settings_for
 from retail_forecast.data_processing.dataset import build_dataset
+from retail_forecast.settings_profile import resolve_profile
 from retail_forecast.training.backtest import run_backtest, summary_table
 from retail_forecast.training.factories import model_factories, side_by_side_models
 from retail_forecast.training.heldout_blend import add_hybrid
@@ -42,11 +44,14 @@ def main() -> None:
         "--predictions", type=Path, default=Path(tempfile.gettempdir()) / "hybrid_folds.parquet"
     )
     parser.add_argument("--no-peer", action="store_true")
+    # a data set's profile (a file or a shipped name): `--config favorita` for the real data
+    parser.add_argument("--config", default=None)
     args = parser.parse_args()
     configure_logging("INFO", None, to_stderr=True)
     import lightgbm as lgb
 
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    profile = resolve_profile(args.config) if args.config else None
+    settings = settings_for(profile, _env_file=None)
     started = time.perf_counter()
     built = build_dataset(args.data_dir, DataConfig())
     parallel = side_by_side_models(settings, ("xgboost", "lstm"))  # as `train` fits them

@@ -134,7 +134,7 @@ def factories(args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
     out: dict[str, Callable[[], Any]] = {}
     for name in [n for n in args.feature_sets.split(",") if n]:
         out[f"xgboost_{name}"] = lambda n=name: XGBForecaster(
-            xcfg, FEATURE_PRESETS[n], holidays=holidays
+            xcfg, FEATURE_PRESETS[n], horizon=16, holidays=holidays
         )
     peers = [p for p in args.peers.split(",") if p]
     if "lgbm" in peers:
@@ -198,7 +198,7 @@ def main() -> None:
     if not args.skip_feature_timing:
         report["timing"] = time_features(sales)
         logger.info("timing %s", report["timing"])
-    result = run_backtest(sales, factories(args), folds=args.folds, progress=False)
+    result = run_backtest(sales, factories(args), folds=args.folds, horizon=16, progress=False)
     report["backtest"] = result.to_dict()
     for fold in report["backtest"]["folds"]:
         print(fold["start"], json.dumps(fold["rmsle"]), json.dumps(fold["seconds"]))

@@ -58,7 +58,7 @@ def synthetic_panel(n_stores: int, n_families: int, n_days: int, seed: int = 0) 
 
 def timed_fit(history: pd.DataFrame, config: LSTMConfig) -> dict[str, Any]:
     started = time.perf_counter()
-    model = LSTMForecaster(config).fit(history)
+    model = LSTMForecaster(config, horizon=16).fit(history)  # Favorita's horizon
     seconds = time.perf_counter() - started
     windows = config.epochs * config.windows_per_epoch
     return {

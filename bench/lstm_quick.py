@@ -31,13 +31,13 @@ from retail_forecast.models.lstm_net import LSTMNet, train_epoch
 from retail_forecast.schema import (
     DATE,
     FAMILY,
-    HORIZON,
     PROMO,
     STORE,
     TARGET,
 )
 
 FOLDS = ("2017-07-31", "2017-07-15", "2017-06-29", "2017-06-13")
+HORIZON = 16  # the Favorita data set's horizon (its profile's forecast.horizon)
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/favorita-store-sales"
 logger = logging.getLogger("bench.lstm_quick")
 
@@ -59,7 +59,7 @@ def run_fold(frame: pd.DataFrame, start: str, config: LSTMConfig) -> dict[str, f
     future = window[[DATE, STORE, FAMILY, PROMO]].reset_index(drop=True)
     actual = window[TARGET].to_numpy()
     t0 = time.perf_counter()
-    model = LSTMForecaster(config).fit(history)
+    model = LSTMForecaster(config, horizon=HORIZON).fit(history)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred = model.predict(history, future)[TARGET].to_numpy()
@@ -88,7 +88,13 @@ def throughput(config: LSTMConfig, seconds: float = 6.0) -> None:
     for threads in (1, 2):
         torch.set_num_threads(threads)
         torch.manual_seed(0)
-        net = LSTMNet(n_stores=54, n_families=33, hidden_size=config.hidden_size, day_of_month=True)
+        net = LSTMNet(
+            n_stores=54,
+            n_families=33,
+            horizon=HORIZON,
+            hidden_size=config.hidden_size,
+            day_of_month=True,
+        )
         optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
         x_enc = torch.ones(config.batch_size, config.window, n_enc)
         x_fut = torch.ones(config.batch_size, HORIZON, n_fut)

@@ -638,7 +638,7 @@ def test_p22_xgboost_writes_its_model_0600(tmp_path: Path) -> None:
         }
     )
     config = XGBoostConfig(n_estimators=3, early_stopping_rounds=2, nthread=1)
-    model = XGBForecaster(config, FEATURE_PRESETS["required"]).fit(history)
+    model = XGBForecaster(config, FEATURE_PRESETS["required"], horizon=16).fit(history)
     old = os.umask(0o022)
     try:
         model.save(tmp_path)

@@ -85,7 +85,7 @@ def create_app(
     app = FastAPI(
         title="retail_forecast",
         version="1",
-        summary="Daily sales per (store_nbr, family), 16 days ahead.",
+        summary="Daily sales per (store_nbr, family), the bundle's horizon ahead.",
         lifespan=_lifespan(settings, loader, freeze_gc=bool(freeze_gc)),
     )
     install_error_handlers(app)

@@ -9,39 +9,52 @@ history file's name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
 
-from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE
+from retail_forecast.errors import ArtifactError
+from retail_forecast.schema import DATE, FAMILY, PROMO, STORE
 from retail_forecast.utils.io import write_parquet_atomic
 
 HISTORY_FILE: Final = "history.parquet"
 HISTORY_DAYS: Final = 120  # what serving keeps per series: >= every model's lookback + margin
+# Bundles written before the horizon was a setting record none; all of them forecast 16 days.
+# Reading old bundles is the one use of a horizon number outside the settings' default.
+LEGACY_HORIZON: Final = 16
 
 
-def serving_domain(sales: pd.DataFrame) -> dict[str, Any]:
+def recorded_horizon(meta: Mapping[str, Any], *, source: object = "bundle") -> int:
+    """Return the horizon a bundle (or a model file) records; :data:`LEGACY_HORIZON` if none."""
+    value = meta.get("horizon", LEGACY_HORIZON)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArtifactError(f"{source}: horizon must be a positive integer, got {value!r}")
+    return value
+
+
+def serving_domain(sales: pd.DataFrame, horizon: int) -> dict[str, Any]:
     """Return what requests may ask for, recorded in the manifest (promise 19)."""
     return {
         "stores": sorted(int(s) for s in sales[STORE].unique()),
         "families": sorted(str(f) for f in sales[FAMILY].unique()),
         "history_start": str(sales[DATE].min().date()),
         "history_end": str(sales[DATE].max().date()),
-        "horizon": HORIZON,
+        "horizon": horizon,
         "onpromotion_max": int(sales[PROMO].max()),
     }
 
 
-def serving_metadata(sales: pd.DataFrame) -> dict[str, Any]:
+def serving_metadata(sales: pd.DataFrame, horizon: int) -> dict[str, Any]:
     """Return the manifest metadata serving reads: train window, horizon, domain, history file."""
     return {
         "train_window": {
             "start": str(sales[DATE].min().date()),
             "end": str(sales[DATE].max().date()),
         },
-        "horizon": HORIZON,
-        "domain": serving_domain(sales),
+        "horizon": horizon,
+        "domain": serving_domain(sales, horizon),
         "history_file": HISTORY_FILE,
     }
 

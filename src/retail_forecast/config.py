@@ -1,12 +1,16 @@
-"""Settings (reads env and .env) and its frozen sections."""
+"""Settings (reads env, .env and a data set's TOML profile) and its frozen sections."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from retail_forecast.errors import ConfigError
+from retail_forecast.settings_profile import ACTIVE_PROFILE, ProfileSource
 
 
 class Section(BaseModel):
@@ -88,7 +92,11 @@ class XGBoostConfig(Section):
     early_stopping_rounds: int = Field(default=50, ge=1)
     nthread: int = Field(default=2, ge=1)
     seed: int = 0
-    train_start: str | None = "2015-01-01"  # recent data only (backtest: 2015+ beat 2016+)
+    # The training window, relative to the data's end: the last train_days days before the
+    # origin (valid slice included); None trains on all history. train_start is an absolute
+    # first day for a data set's profile (profiles/favorita.toml); with both, the later wins.
+    train_days: int | None = Field(default=None, ge=1)
+    train_start: str | None = None
     dead_series_days: int = Field(default=21, ge=0)
     valid_days: int = Field(default=16, ge=1)  # early stopping on the last days before the origin
     refit_full: bool = True  # retrain on train + valid slice with the best round count
@@ -98,8 +106,40 @@ class XGBoostConfig(Section):
     # test window); the later folds and the final fit train that many rounds (`rounds`)
     early_stop_once: bool = True
     drop_before_first_sale: bool = True  # a series' days before its first sale are not trained
-    # training days left out, as inclusive ISO (start, end) pairs, e.g. the April 2016 earthquake
-    exclude_ranges: tuple[tuple[str, str], ...] = (("2016-04-16", "2016-05-31"),)
+    # training days left out, as inclusive ISO (start, end) pairs: a data set's own shocks (its
+    # profile's, e.g. Favorita's April 2016 earthquake), never a code default
+    exclude_ranges: tuple[tuple[str, str], ...] = ()
+
+    @model_validator(mode="after")
+    def _window_holds_valid_slice(self) -> XGBoostConfig:
+        if self.train_days is not None and self.train_days <= self.valid_days:
+            raise ValueError(
+                f"train_days ({self.train_days}) must exceed valid_days ({self.valid_days}): "
+                "the early-stopping slice is the window's last valid_days days"
+            )
+        return self
+
+    @field_validator("train_start")
+    @classmethod
+    def _iso_start(cls, value: str | None) -> str | None:
+        if value is not None:
+            _iso_day(value, "train_start")
+        return value
+
+    @field_validator("exclude_ranges")
+    @classmethod
+    def _ordered_ranges(cls, ranges: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for start, end in ranges:
+            if _iso_day(start, "exclude_ranges") > _iso_day(end, "exclude_ranges"):
+                raise ValueError(f"exclude_ranges: ({start}, {end}) ends before it starts")
+        return ranges
+
+
+def _iso_day(value: str, field: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 class LSTMConfig(Section):
@@ -131,10 +171,20 @@ class LSTMConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class ForecastConfig(Section):
+    """The data set's forecast horizon: a fact of the data set, so a profile may set it.
+
+    Days after the history's last day that train, backtest, forecast and serve cover; the
+    backtest's windows, XGBoost's recursion and the LSTM's direct head follow it, and a bundle
+    records it (serving reads the bundle's, never this setting).
+    """
+
+    horizon: int = Field(default=16, ge=1, le=366)
+
+
 class BacktestConfig(Section):
     folds: int = Field(default=4, ge=1)
-    horizon: int = Field(default=16, ge=1)
-    step: int = Field(default=16, ge=1)
+    step: int | None = Field(default=None, ge=1)  # days between fold starts; None: the horizon
     # train/backtest fit XGBoost and the LSTM side by side, each in its own thread; XGBoost
     # then gets xgboost.nthread - lstm.num_threads threads (>= 1) so the two fill the cores
     parallel_models: bool = True
@@ -260,7 +310,10 @@ class ActualsConfig(Section):
 
 
 class Settings(BaseSettings):
-    """Every setting; CLI flags > env (``RF_XGBOOST__MAX_DEPTH=8``) > ``.env`` > defaults."""
+    """Every setting: CLI flags > env (``RF_XGBOOST__MAX_DEPTH=8``) > ``.env`` > profile > defaults.
+
+    The profile is a data set's TOML file (``[xgboost]`` etc.), given by :func:`settings_for`.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="RF_",
@@ -278,6 +331,7 @@ class Settings(BaseSettings):
     features: FeatureConfig = FeatureConfig()
     xgboost: XGBoostConfig = XGBoostConfig()
     lstm: LSTMConfig = LSTMConfig()
+    forecast: ForecastConfig = ForecastConfig()
     backtest: BacktestConfig = BacktestConfig()
     api: ApiConfig = ApiConfig()
     aws: AwsConfig = AwsConfig()
@@ -291,3 +345,29 @@ class Settings(BaseSettings):
         if value.upper() not in allowed:
             raise ValueError(f"log_level must be one of {sorted(allowed)}, got {value!r}")
         return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        profile = ACTIVE_PROFILE.get()
+        if profile is None:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        source = ProfileSource(settings_cls, toml_file=profile)
+        return init_settings, env_settings, dotenv_settings, source, file_secret_settings
+
+
+def settings_for(profile: Path | None = None, **init: Any) -> Settings:
+    """Build Settings with ``profile`` (a TOML file) under env and ``.env``; None: no profile."""
+    if profile is not None and not profile.is_file():
+        raise ConfigError(f"profile {profile}: no such file")
+    token = ACTIVE_PROFILE.set(profile)
+    try:
+        return Settings(**init)
+    finally:
+        ACTIVE_PROFILE.reset(token)

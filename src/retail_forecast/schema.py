@@ -28,4 +28,4 @@ TRANSACTIONS_COLUMNS: Final = (DATE, STORE, "transactions")
 # The canonical (processed) sales frame: one row per series and day, sorted by SORT_KEYS.
 CANONICAL_COLUMNS: Final = (DATE, STORE, FAMILY, TARGET, PROMO, IS_CLOSED)
 
-HORIZON: Final = 16
+# The horizon is a setting (config.ForecastConfig.horizon) that a bundle records, not a constant.

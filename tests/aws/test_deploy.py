@@ -180,7 +180,12 @@ def test_plain_endpoint_names_and_role_from_env(
 def _plan() -> Any:
     aws = AwsConfig(bucket="rf-bucket", role_arn=ROLE)
     return build_deploy_plan(
-        aws=aws, xgboost=XGBoostConfig(), lstm=LSTMConfig(), source_sha256="ab" * 32, stamp=STAMP
+        aws=aws,
+        xgboost=XGBoostConfig(),
+        lstm=LSTMConfig(),
+        horizon=16,
+        source_sha256="ab" * 32,
+        stamp=STAMP,
     )
 
 
@@ -229,6 +234,7 @@ def test_missing_role_or_bucket_is_a_config_error() -> None:
             aws=AwsConfig(bucket="b-b-b"),
             xgboost=XGBoostConfig(),
             lstm=LSTMConfig(),
+            horizon=16,
             source_sha256="ab" * 32,
             stamp=STAMP,
         )
@@ -237,6 +243,7 @@ def test_missing_role_or_bucket_is_a_config_error() -> None:
             aws=AwsConfig(role_arn=ROLE),
             xgboost=XGBoostConfig(),
             lstm=LSTMConfig(),
+            horizon=16,
             source_sha256="ab" * 32,
             stamp=STAMP,
         )
@@ -248,6 +255,7 @@ def test_unknown_region_needs_explicit_images() -> None:
             aws=AwsConfig(bucket="rf-bucket", role_arn=ROLE, region="af-south-1"),
             xgboost=XGBoostConfig(),
             lstm=LSTMConfig(),
+            horizon=16,
             source_sha256="ab" * 32,
             stamp=STAMP,
         )

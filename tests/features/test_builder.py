@@ -82,7 +82,7 @@ def test_settings_read_a_feature_set_from_the_environment(
     features = Settings(_env_file=None).features  # type: ignore[call-arg]
     assert (features.lags, features.rolling_means, features.seasonal_means) == ((1, 7), (), (4, 8))
     assert FeatureSpec.from_config(features).feature_names[-5:-3] == ["dow_mean_8", "month"]
-    monkeypatch.setenv("RF_FEATURES__HORIZON", "16")  # not a feature setting: schema.HORIZON
+    monkeypatch.setenv("RF_FEATURES__HORIZON", "16")  # not a feature setting: forecast.horizon
     with pytest.raises(ValidationError, match="horizon"):
         Settings(_env_file=None)  # type: ignore[call-arg]
 

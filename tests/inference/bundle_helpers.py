@@ -12,6 +12,7 @@ from retail_forecast.config import (
     ApiConfig,
     BacktestConfig,
     DataConfig,
+    ForecastConfig,
     LSTMConfig,
     Settings,
     XGBoostConfig,
@@ -54,7 +55,7 @@ class TinyBundle:
         return self.dataset.test
 
 
-def tiny_settings(root: Path) -> Settings:
+def tiny_settings(root: Path, *, horizon: int = 16) -> Settings:
     """Few XGBoost rounds, one short LSTM epoch, two backtest folds: trains in ~2 s."""
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -73,16 +74,21 @@ def tiny_settings(root: Path) -> Settings:
             scaler_days=60,
             device="cpu",
         ),
+        forecast=ForecastConfig(horizon=horizon),
         backtest=BacktestConfig(folds=2),
     )
 
 
-def build_tiny_bundle(root: Path) -> TinyBundle:
+def build_tiny_bundle(root: Path, *, horizon: int = 16) -> TinyBundle:
+    """A bundle of ``horizon`` days; test.csv covers the same days after the train data."""
     data_dir = root / "data"
     write_dataset(
-        data_dir, SyntheticConfig(n_stores=N_STORES, n_families=N_FAMILIES, n_days=200, seed=3)
+        data_dir,
+        SyntheticConfig(
+            n_stores=N_STORES, n_families=N_FAMILIES, n_days=200, seed=3, horizon=horizon
+        ),
     )
-    settings = tiny_settings(root)
-    dataset = build_dataset(data_dir, settings.data)
+    settings = tiny_settings(root, horizon=horizon)
+    dataset = build_dataset(data_dir, settings.data, horizon=horizon)
     result = train_bundle(dataset, settings, out_dir=root / "artifacts")
     return TinyBundle(root, data_dir, root / "artifacts", result.version, dataset)

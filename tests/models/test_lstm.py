@@ -30,12 +30,13 @@ from retail_forecast.schema import (
     CANONICAL_COLUMNS,
     DATE,
     FAMILY,
-    HORIZON,
     IS_CLOSED,
     PROMO,
     STORE,
     TARGET,
 )
+
+HORIZON = 16  # the default forecast.horizon
 
 # --- a tiny canonical panel (weekly pattern, promotions, a store opening, a dead series) ---
 FAMILIES = ("BEVERAGES", "DAIRY", "GROCERY I")
@@ -119,7 +120,7 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def fitted(data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> LSTMForecaster:
-    return LSTMForecaster(tiny_config()).fit(data[0])
+    return LSTMForecaster(tiny_config(), horizon=HORIZON).fit(data[0])
 
 
 @pytest.mark.parametrize("day_of_month", [False, True])
@@ -127,6 +128,7 @@ def test_net_maps_tensors_to_horizon(day_of_month: bool) -> None:
     net = LSTMNet(
         n_stores=2,
         n_families=3,
+        horizon=HORIZON,
         hidden_size=8,
         embedding_dim=2,
         level_days=7,
@@ -211,11 +213,11 @@ def test_validation_slice_never_trains_the_model(
     neither the scaler nor a single weight; perturbing a training day changes both."""
     history = data[0]
     cfg = tiny_config(epochs=1)
-    base = LSTMForecaster(cfg).fit(history)
+    base = LSTMForecaster(cfg, horizon=HORIZON).fit(history)
     val_days = history[DATE] > history[DATE].max() - pd.Timedelta(days=HORIZON)
     perturbed = history.copy()
     perturbed.loc[val_days, TARGET] = perturbed.loc[val_days, TARGET] * 30 + 7
-    other = LSTMForecaster(cfg).fit(perturbed)
+    other = LSTMForecaster(cfg, horizon=HORIZON).fit(perturbed)
     assert np.array_equal(other.scaler_mean_, base.scaler_mean_)
     assert np.array_equal(other.scaler_std_, base.scaler_std_)
     assert all(torch.equal(v, _weights(other)[k]) for k, v in _weights(base).items())
@@ -223,7 +225,7 @@ def test_validation_slice_never_trains_the_model(
     train_day = history[DATE] == history[DATE].max() - pd.Timedelta(days=HORIZON + 3)
     moved = history.copy()
     moved.loc[train_day, TARGET] = moved.loc[train_day, TARGET] * 30 + 7
-    third = LSTMForecaster(cfg).fit(moved)
+    third = LSTMForecaster(cfg, horizon=HORIZON).fit(moved)
     assert not np.array_equal(third.scaler_mean_, base.scaler_mean_)
     assert not all(torch.equal(v, _weights(third)[k]) for k, v in _weights(base).items())
 
@@ -248,9 +250,9 @@ def test_scaler_statistics_are_training_rows_only(
 
 def test_p24_same_seed_same_weights(data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
     history = data[0]
-    first = _weights(LSTMForecaster(tiny_config()).fit(history))
-    second = _weights(LSTMForecaster(tiny_config()).fit(history))
-    other_seed = _weights(LSTMForecaster(tiny_config(seed=1)).fit(history))
+    first = _weights(LSTMForecaster(tiny_config(), horizon=HORIZON).fit(history))
+    second = _weights(LSTMForecaster(tiny_config(), horizon=HORIZON).fit(history))
+    other_seed = _weights(LSTMForecaster(tiny_config(seed=1), horizon=HORIZON).fit(history))
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], other_seed[k]) for k in first)
@@ -260,7 +262,7 @@ def test_fit_restores_torch_global_settings(
     data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
 ) -> None:
     before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
-    LSTMForecaster(tiny_config(epochs=1, num_threads=1)).fit(data[0])
+    LSTMForecaster(tiny_config(epochs=1, num_threads=1), horizon=HORIZON).fit(data[0])
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
 
 
@@ -349,7 +351,7 @@ def test_errors_are_typed(
 ) -> None:
     history, _, future = data
     with pytest.raises(NotFittedError):
-        LSTMForecaster(tiny_config()).predict(history, future)
+        LSTMForecaster(tiny_config(), horizon=HORIZON).predict(history, future)
     unknown = future.head(2).assign(**{STORE: 99})
     with pytest.raises(UnknownSeriesError):
         fitted.predict(history, unknown)
@@ -368,8 +370,8 @@ def test_cuda_fit_is_deterministic_and_serves_from_cpu_weights(
     data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     history, _, future = data
-    first = LSTMForecaster(tiny_config(device="cuda")).fit(history)
-    second = LSTMForecaster(tiny_config(device="cuda")).fit(history)
+    first = LSTMForecaster(tiny_config(device="cuda"), horizon=HORIZON).fit(history)
+    second = LSTMForecaster(tiny_config(device="cuda"), horizon=HORIZON).fit(history)
     assert first.trained_on_["device"] == "cuda"
     weights, again = _weights(first), _weights(second)
     assert all(t.device.type == "cpu" for t in weights.values())
@@ -387,8 +389,12 @@ def test_cuda_and_cpu_training_agree(
     data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
 ) -> None:
     history, _, future = data
-    on_cpu = LSTMForecaster(tiny_config()).fit(history).predict(history, future)
-    on_gpu = LSTMForecaster(tiny_config(device="cuda")).fit(history).predict(history, future)
+    on_cpu = LSTMForecaster(tiny_config(), horizon=HORIZON).fit(history).predict(history, future)
+    on_gpu = (
+        LSTMForecaster(tiny_config(device="cuda"), horizon=HORIZON)
+        .fit(history)
+        .predict(history, future)
+    )
     gap = np.abs(np.log1p(on_cpu[TARGET].to_numpy()) - np.log1p(on_gpu[TARGET].to_numpy()))
     assert gap.max() < 1e-2  # same init, same windows; only float rounding differs
 

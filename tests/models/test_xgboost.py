@@ -13,6 +13,8 @@ from retail_forecast.features.builder import panel_from_frame
 from retail_forecast.models.xgboost import XGBForecaster
 from retail_forecast.training.backtest import run_backtest
 
+HORIZON = 16  # the default forecast.horizon
+
 N_DAYS = 150
 
 
@@ -60,6 +62,7 @@ def _xgb(
     config: XGBoostConfig, features: FeatureConfig | None = None, **kwargs: Any
 ) -> XGBForecaster:
     """The tests pin the seed's feature set unless they say otherwise (the default may change)."""
+    kwargs.setdefault("horizon", HORIZON)
     return XGBForecaster(config, features or FEATURE_PRESETS["required"], **kwargs)
 
 
@@ -122,11 +125,15 @@ def test_no_leakage_sales_after_the_origin_never_change_predictions(
 def test_no_leakage_in_the_backtest_window_sales_only_reach_the_actual_column() -> None:
     frame = _panel(n_days=120)
     factories = {"xgboost": lambda: _xgb(_config(n_estimators=10))}
-    base = run_backtest(frame, factories, folds=2, include_baselines=True).predictions
+    base = run_backtest(
+        frame, factories, folds=2, horizon=HORIZON, include_baselines=True
+    ).predictions
     perturbed = frame.copy()
     window = perturbed["date"] > perturbed["date"].max() - pd.Timedelta(days=16)
     perturbed.loc[window, "sales"] = perturbed.loc[window, "sales"] * 3 + 50
-    again = run_backtest(perturbed, factories, folds=2, include_baselines=True).predictions
+    again = run_backtest(
+        perturbed, factories, folds=2, horizon=HORIZON, include_baselines=True
+    ).predictions
     last_fold = again["fold"] == "2017-07-31"
     for column in ("xgboost", "seasonal_naive", "mean_14", "last_value", "zero"):
         np.testing.assert_array_equal(again.loc[last_fold, column], base.loc[last_fold, column])

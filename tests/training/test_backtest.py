@@ -64,7 +64,9 @@ def test_fold_windows_on_the_real_data_end() -> None:
 
 def test_each_fold_refits_on_data_before_its_window_and_sees_no_sales_ahead() -> None:
     _Recorder.seen = []
-    result = run_backtest(_panel(), {"rec": _Recorder}, folds=3, include_baselines=False)
+    result = run_backtest(
+        _panel(), {"rec": _Recorder}, horizon=16, folds=3, include_baselines=False
+    )
     # fitted oldest fold first (a model may carry its round count forward, never back)
     assert [(str(h.date()), str(s.date()), n) for h, s, n in _Recorder.seen] == [
         ("2017-06-28", "2017-06-29", 64),
@@ -86,7 +88,7 @@ def test_each_fold_refits_on_data_before_its_window_and_sees_no_sales_ahead() ->
 
 
 def test_to_dict_has_the_issue_schema_and_is_json() -> None:
-    result = run_backtest(_panel(), {"rec": _Recorder}, folds=2)
+    result = run_backtest(_panel(), {"rec": _Recorder}, horizon=16, folds=2)
     out: dict[str, Any] = json.loads(json.dumps(result.to_dict()))
     assert set(out) >= {"folds", "mean", "per_family", "per_horizon_day"}
     assert out["folds"][0]["start"] == "2017-07-31"
@@ -108,7 +110,7 @@ def test_to_dict_has_the_issue_schema_and_is_json() -> None:
 
 def test_too_short_history_is_refused() -> None:
     with pytest.raises(DataValidationError, match="need more history"):
-        run_backtest(_panel(n_days=60), {"rec": _Recorder}, folds=3)
+        run_backtest(_panel(n_days=60), {"rec": _Recorder}, horizon=16, folds=3)
 
 
 @pytest.mark.data
@@ -118,7 +120,7 @@ def test_baselines_on_the_real_main_fold(favorita_dir: Any) -> None:
     from retail_forecast.data_processing.dataset import build_dataset
 
     sales = build_dataset(favorita_dir, DataConfig(data_dir=str(favorita_dir))).sales
-    result = run_backtest(sales, {}, folds=1)
+    result = run_backtest(sales, {}, horizon=16, folds=1)
     scores = result.to_dict()["folds"][0]
     assert scores["start"] == "2017-07-31"
     # measured here before (issue 3): seasonal naive 0.617, mean-14 0.519 on this window
@@ -247,9 +249,11 @@ class _AfterBroken(_Recorder):
 
 
 def test_parallel_models_fit_side_by_side_with_the_sequential_result() -> None:
-    sequential = run_backtest(_panel(), {"a": _Recorder, "b": _Recorder}, folds=3)
+    sequential = run_backtest(_panel(), {"a": _Recorder, "b": _Recorder}, horizon=16, folds=3)
     _Meeting.barrier = threading.Barrier(2, timeout=10)
-    parallel = run_backtest(_panel(), {"a": _Meeting, "b": _Meeting}, folds=3, parallel=("a", "b"))
+    parallel = run_backtest(
+        _panel(), {"a": _Meeting, "b": _Meeting}, horizon=16, folds=3, parallel=("a", "b")
+    )
     pd.testing.assert_frame_equal(parallel.predictions, sequential.predictions)
     assert parallel.models == sequential.models
     assert list(parallel.seconds) == list(sequential.seconds)
@@ -259,17 +263,19 @@ def test_parallel_models_fit_side_by_side_with_the_sequential_result() -> None:
 def test_one_at_a_time_without_parallel() -> None:
     _Meeting.barrier = threading.Barrier(2, timeout=0.5)
     with pytest.raises(threading.BrokenBarrierError):
-        run_backtest(_panel(), {"a": _Meeting, "b": _Meeting}, folds=1)
+        run_backtest(_panel(), {"a": _Meeting, "b": _Meeting}, horizon=16, folds=1)
 
 
 def test_a_failing_parallel_model_stops_the_backtest_with_its_error() -> None:
     _Recorder.seen = []
     _Broken.raised.clear()
     with pytest.raises(DataValidationError, match="broken model"):
-        run_backtest(_panel(), {"a": _AfterBroken, "b": _Broken}, folds=3, parallel=("a", "b"))
+        run_backtest(
+            _panel(), {"a": _AfterBroken, "b": _Broken}, horizon=16, folds=3, parallel=("a", "b")
+        )
     assert len(_Recorder.seen) <= 2  # the healthy lane stops at its next fold
 
 
 def test_parallel_must_name_known_models() -> None:
     with pytest.raises(DataValidationError, match="unknown models"):
-        run_backtest(_panel(), {"a": _Recorder}, folds=1, parallel=("a", "xgb"))
+        run_backtest(_panel(), {"a": _Recorder}, horizon=16, folds=1, parallel=("a", "xgb"))

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from retail_forecast.artifacts import ModelBundle
-from retail_forecast.config import DataConfig, XGBoostConfig
+from retail_forecast.aws.deploy import build_deploy_plan
+from retail_forecast.config import AwsConfig, DataConfig, LSTMConfig, XGBoostConfig
 from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
 from retail_forecast.errors import ConfigError
@@ -188,3 +189,31 @@ def test_local_defaults_and_no_failure_file_outside_sagemaker(tmp_path: Path) ->
     )
     assert write_failure(elsewhere, "boom") is False
     assert not (tmp_path / "absent").exists()
+
+
+def test_p34_a_job_trains_the_horizon_it_is_given_and_its_bundle_records_it(
+    sm_env: dict[str, str], channels: tuple[Path, Path]
+) -> None:
+    """``--horizon`` as the deploy plan sends it (JSON-encoded): the LSTM's head is 28 long."""
+    assert train_lstm.main([*LSTM_ARGS, "--horizon", '"28"', *SAGEMAKER_ARGS]) == 0
+    bundle = ModelBundle.open_current(Path(sm_env["SM_MODEL_DIR"]))
+    assert bundle.manifest.metadata["horizon"] == 28
+    assert bundle.manifest.metadata["domain"]["horizon"] == 28
+    model = LSTMForecaster.load(bundle.path)
+    assert model.horizon == 28
+    assert model.net_.horizon_emb.num_embeddings == 28
+    plan = build_deploy_plan(
+        aws=AwsConfig(bucket="rf-bucket", role_arn="arn:aws:iam::123456789012:role/rf"),
+        xgboost=XGBoostConfig(),
+        lstm=LSTMConfig(),
+        horizon=28,
+        source_sha256="ab" * 32,
+        stamp="20240101t000000",
+    )
+    jobs = [r.params for r in plan.requests if r.operation == "CreateTrainingJob"]
+    assert [job["HyperParameters"]["horizon"] for job in jobs] == ["28", "28"]
+
+
+def test_a_bad_horizon_fails_the_job_naming_it(sm_env: dict[str, str]) -> None:
+    assert train_xgboost.main([*XGB_ARGS, "--horizon", "0"]) == 1
+    assert "--horizon" in Path(sm_env["RF_SM_FAILURE_FILE"]).read_text()

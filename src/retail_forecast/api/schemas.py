@@ -27,7 +27,7 @@ def parse_iso_date(value: object) -> dt.date:
 
 @functools.lru_cache(maxsize=4096)
 def _parse_iso_text(value: str) -> dt.date:
-    # A request repeats its 16 dates thousands of times; only 10-character strings get here.
+    # A request repeats its window's dates thousands of times; only 10-character strings get here.
     if _ISO_DATE.fullmatch(value) is None:
         raise ValueError("must be an ISO date string YYYY-MM-DD")
     try:

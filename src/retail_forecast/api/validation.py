@@ -203,7 +203,8 @@ def check_domain(
             problems.add(
                 ["rows", i, "date"],
                 "date_out_of_window",
-                f"date must be within the forecast window {first} .. {last}",
+                f"date must be within the forecast window {first} .. {last} "
+                f"(the model's {domain.horizon}-day horizon after {domain.history_end})",
                 row=i,
             )
         if batch.onpromotion[k] > cap:

@@ -216,24 +216,28 @@ def build_deploy_plan(
     aws: AwsConfig,
     xgboost: XGBoostConfig,
     lstm: LSTMConfig,
+    horizon: int,
     source_sha256: str,
     stamp: str,
 ) -> DeployPlan:
-    """All requests for two training jobs and two endpoints; ``stamp`` makes names unique."""
+    """All requests for two training jobs and two endpoints; ``stamp`` makes names unique.
+
+    Both jobs get ``--horizon`` (``forecast.horizon``): the bundles they publish record it.
+    """
     source_uri = source_dir_uri(aws, source_sha256)
     jobs = {
         "xgboost": (
             _image(aws.xgboost_image_uri, aws.region, "pytorch-training"),
             aws.xgboost_instance_type,
             TRAIN_XGBOOST_PROGRAM,
-            hyperparameters(xgboost),
+            {**hyperparameters(xgboost), "horizon": horizon},
             aws.xgboost_endpoint_name,
         ),
         "lstm": (
             _image(aws.pytorch_training_image_uri, aws.region, "pytorch-training"),
             aws.lstm_instance_type,
             TRAIN_LSTM_PROGRAM,
-            hyperparameters(lstm),
+            {**hyperparameters(lstm), "horizon": horizon},
             aws.lstm_endpoint_name,
         ),
     }

@@ -110,6 +110,7 @@ def deploy(
             aws=aws,
             xgboost=settings.xgboost,
             lstm=settings.lstm,
+            horizon=settings.forecast.horizon,
             source_sha256=sha256_file(tarball),
             stamp=stamp,
         )

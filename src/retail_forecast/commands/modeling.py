@@ -11,9 +11,11 @@ import typer
 
 from retail_forecast.commands.common import (
     EXIT_ERROR,
+    ConfigOption,
     console,
     err_console,
     fail,
+    load_data_settings,
     load_settings,
     local_data_dir,
     print_json,
@@ -38,6 +40,7 @@ def backtest(
     ] = "xgboost",
     folds: Annotated[int | None, typer.Option("--folds", min=1, help="Rolling windows.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Rolling-origin backtest (refit per fold) of the models next to the four baselines."""
     from retail_forecast.data_processing.dataset import build_dataset
@@ -45,16 +48,16 @@ def backtest(
     from retail_forecast.training.factories import model_factories, side_by_side_models
     from retail_forecast.training.heldout_blend import add_hybrid
 
-    settings = load_settings(json_output=json_output)
     names = _model_names(models)  # fail fast on unknown names, before reading any data
-    built = build_dataset(local_data_dir(data_dir, settings), settings.data)
+    settings, local = load_data_settings(data_dir, config=config, json_output=json_output)
+    built = build_dataset(local, settings.data, horizon=settings.forecast.horizon)
     parallel = side_by_side_models(settings, names)
     factories = model_factories(settings, built.holidays, side_by_side=bool(parallel)).as_dict()
     result = run_backtest(
         built.sales,
         {name: factories[name] for name in names if name != "hybrid"},
         folds=folds or settings.backtest.folds,
-        horizon=settings.backtest.horizon,
+        horizon=settings.forecast.horizon,
         step=settings.backtest.step,
         progress=not json_output,
         parallel=parallel,
@@ -81,22 +84,35 @@ def _model_names(models: str) -> list[str]:
 def _resolve_data_dir(data_dir: str | None, settings: Settings) -> str:
     """Return the data directory; generate the built-in default data when it is missing."""
     from retail_forecast.data_processing.synthetic import default_config, write_dataset
+    from retail_forecast.data_processing.synthetic_profile import write_profile
 
     chosen = data_dir or settings.data.data_dir
     is_default = data_dir is None and chosen == "data/default"
     if is_default and not (Path(chosen) / "train.csv").exists():
         console.print(f"generating the built-in synthetic data in {chosen} ...")
         write_dataset(Path(chosen), default_config())
+        write_profile(Path(chosen), default_config())  # its shock, left out of training
     return local_data_dir(chosen, settings)
 
 
-def _train(data_dir: str | None, out: Path | None, settings: Settings) -> Any:
+def _train_settings(data_dir: str | None, config: str | None) -> tuple[Settings, str]:
+    """Return the settings and the local data directory of train/run (default data.data_dir).
+
+    The default data is generated first, so its profile (written beside it) is found.
+    """
+    settings = load_settings(config=config)
+    chosen = _resolve_data_dir(data_dir, settings)
+    if config is None:
+        settings = load_settings(data_dir=chosen)
+    return settings, chosen
+
+
+def _train(chosen: str, out: Path | None, settings: Settings) -> Any:
     from retail_forecast.pipeline.data_import import import_dataset
     from retail_forecast.pipeline.fit import train_bundle
     from retail_forecast.training.backtest import summary_table
 
-    chosen = _resolve_data_dir(data_dir, settings)
-    built = import_dataset(chosen, settings.data)
+    built = import_dataset(chosen, settings.data, horizon=settings.forecast.horizon)
     console.print(
         f"data: {built.report.rows_kept:,} rows kept, {built.report.rows_quarantined:,} "
         f"quarantined, fingerprint {built.fingerprint[:12]}"
@@ -117,19 +133,22 @@ def train(
     out: Annotated[
         Path | None, typer.Option("--out", help="Bundle root (default: artifacts/).")
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Ingest, validate, backtest, fit XGBoost + LSTM on all data, blend, write a bundle."""
-    _train(data_dir, out, load_settings())
+    settings, chosen = _train_settings(data_dir, config)
+    _train(chosen, out, settings)
 
 
 def run(
     data_dir: Annotated[str | None, typer.Option("--data-dir", help=DEFAULT_DATA_HELP)] = None,
     host: Annotated[str | None, typer.Option("--host", help="Default 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run the main job: (generate the built-in data) -> train -> serve on 127.0.0.1:8000."""
-    settings = load_settings()
-    _train(data_dir, None, settings)
+    settings, chosen = _train_settings(data_dir, config)
+    _train(chosen, None, settings)
     console.print(
         f"serving on http://{host or settings.api.host}:{port or settings.api.port} "
         "(Ctrl+C stops); try: curl -s -X POST .../api/v1/predict "
@@ -147,7 +166,7 @@ def example_request(
     ] = None,
     family: Annotated[str | None, typer.Option("--family", help="family (default: first).")] = None,
 ) -> None:
-    """Print a valid POST /api/v1/predict body: one series, the 16 days after the bundle's data."""
+    """Print a valid POST /api/v1/predict body: one series, the horizon after the bundle's data."""
     import datetime as dt
 
     from retail_forecast.artifacts import ModelBundle
@@ -175,13 +194,15 @@ def forecast(
     artifacts: Annotated[
         str | None, typer.Option("--artifacts", help="Bundle root; uses its `current`.")
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Forecast test.csv with the current bundle through the serving code; write id,sales."""
     from retail_forecast.pipeline.batch_forecast import forecast_test, write_submission
 
-    settings = with_artifacts(load_settings(), artifacts)
+    settings, local = load_data_settings(data_dir, config=config)
+    settings = with_artifacts(settings, artifacts)
     with err_console.status("forecasting"):
-        result = forecast_test(local_data_dir(data_dir, settings), settings)
+        result = forecast_test(local, settings)
         path = write_submission(result.rows, out)
     console.print(
         f"{len(result.rows):,} forecasts from bundle {result.model_version} "

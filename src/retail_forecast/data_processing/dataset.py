@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.config import DataConfig
+from retail_forecast.config import DataConfig, ForecastConfig
 from retail_forecast.data_processing.clean import complete_panel, fingerprint
 from retail_forecast.data_processing.ingest import (
     SPECS,
@@ -23,6 +23,14 @@ from retail_forecast.data_processing.ingest import (
     empty_quarantine,
     read_table,
     resolve_data_dir,
+)
+from retail_forecast.data_processing.panel_shape import (
+    SeriesDays,
+    closed_matrix,
+    closure_summary,
+    gap_summary,
+    require_daily,
+    series_days,
 )
 from retail_forecast.data_processing.validate import (
     FileReport,
@@ -36,6 +44,7 @@ from retail_forecast.data_processing.validate import (
     horizon_mask,
     sales_keys,
 )
+from retail_forecast.data_processing.validation_report import closure_text, gap_text
 from retail_forecast.errors import DataValidationError, MissingInputError
 from retail_forecast.schema import DATE, FAMILY, ID, PROMO, STORE
 
@@ -78,7 +87,7 @@ def _dominant_first_date(dates: npt.NDArray[np.datetime64]) -> np.datetime64 | N
 
 
 def _check_sales(
-    train: RawTable, test: RawTable | None, stores: npt.NDArray[np.int64]
+    train: RawTable, test: RawTable | None, stores: npt.NDArray[np.int64], *, horizon: int
 ) -> tuple[TableCheck, TableCheck | None, list[str]]:
     train_check = TableCheck(train)
     check_sales_file(train_check, is_test=False)
@@ -97,13 +106,14 @@ def _check_sales(
         good = ~train_check.bad()
         if good.any():
             last_train = train_check.typed[DATE][good].max()
-            test_check.flag("outside_horizon", horizon_mask(test_check.typed[DATE], last_train))
+            dates = test_check.typed[DATE]
+            test_check.flag("outside_horizon", horizon_mask(dates, last_train, horizon))
         test_check.flag_duplicates(sales_keys(test_check))
     return train_check, test_check, families
 
 
 def validate_tables(
-    raws: dict[str, RawTable | None], config: DataConfig
+    raws: dict[str, RawTable | None], config: DataConfig, *, horizon: int
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, ValidationReport]:
     """Every rule over every file; kept typed frames, all quarantined rows, the report."""
     stores_raw, train_raw = raws["stores"], raws["train"]
@@ -112,7 +122,9 @@ def validate_tables(
     checks: dict[str, TableCheck] = {"stores": TableCheck(stores_raw)}
     check_aux_file(checks["stores"], stores=None)
     store_ids = checks["stores"].typed[STORE][~checks["stores"].bad()]
-    checks["train"], test_check, families = _check_sales(train_raw, raws.get("test"), store_ids)
+    checks["train"], test_check, families = _check_sales(
+        train_raw, raws.get("test"), store_ids, horizon=horizon
+    )
     if test_check is not None:
         checks["test"] = test_check
     for name in ("oil", "holidays", "transactions"):
@@ -132,18 +144,46 @@ def validate_tables(
     return frames, quarantine.reset_index(drop=True), report
 
 
-def build_dataset(data_dir: str | Path, config: DataConfig, *, strict: bool = True) -> BuiltDataset:
+def _shape_report(
+    panel: SeriesDays, frames: dict[str, pd.DataFrame], report: ValidationReport
+) -> None:
+    """Gaps and closures of the valid train rows (panel_shape), into the report."""
+    if len(panel.day) == 0:
+        return
+    first = int(panel.day.min())
+    n_days = int(panel.day.max()) - first + 1
+    holidays = frames.get("holidays")
+    closed = closed_matrix(
+        np.unique(panel.store), first, n_days, holidays=holidays, store_table=frames.get("stores")
+    )
+    report.gaps = gap_summary(panel, closed, first)
+    report.closures = closure_summary(
+        frames["train"], frames.get("test"), holidays=holidays, first=first, n_days=n_days
+    )
+    report.closures["closed_store_days"] = int(closed.sum())
+
+
+def build_dataset(
+    data_dir: str | Path, config: DataConfig, *, strict: bool = True, horizon: int | None = None
+) -> BuiltDataset:
     """Read, validate and clean a Kaggle-layout directory; writes nothing.
 
-    Raises MissingInputError for a missing required file or column, and (with ``strict``)
-    DataValidationError when the report says the data is unusable; ``strict=False`` returns
-    the data set anyway so a caller can report every count.
+    Raises MissingInputError for a missing required file or column, DataValidationError for a
+    panel that is not daily (always, before any day is filled) and (with ``strict``) when the
+    report says the data is unusable; ``strict=False`` returns the data set anyway so a caller
+    can report every count. ``horizon`` (days test.csv may cover after the last train date)
+    defaults to the ``forecast.horizon`` setting's default.
     """
     directory = resolve_data_dir(data_dir)
     if not directory.is_dir():
         raise MissingInputError(f"data directory {directory} not found")
     raws = {name: read_table(directory, spec) for name, spec in SPECS.items()}
-    frames, quarantine, report = validate_tables(raws, config)
+    if horizon is None:
+        horizon = ForecastConfig().horizon
+    frames, quarantine, report = validate_tables(raws, config, horizon=horizon)
+    panel = series_days(frames["train"])
+    require_daily(panel)  # before complete_panel: a weekly panel is never expanded
+    _shape_report(panel, frames, report)
     sales, stats = complete_panel(frames["train"])
     report.series, report.panel_rows = stats.series, len(sales)
     report.filled_closed_rows, report.filled_open_rows = (
@@ -187,6 +227,8 @@ def summary_rows(report: ValidationReport) -> list[tuple[str, str]]:
             "panel rows (Dec-25 filled, other filled)",
             f"{report.panel_rows:,} ({report.filled_closed_rows:,}, {report.filled_open_rows:,})",
         ),
+        ("gaps (missing days, no closure)", gap_text(report.gaps)),
+        ("closures", closure_text(report.closures)),
         ("fingerprint", str(report.fingerprint)),
     ]
     for name, file_report in report.files.items():

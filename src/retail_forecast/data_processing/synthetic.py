@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from retail_forecast.closed_days import is_closed_day
+from retail_forecast.config import ForecastConfig
 from retail_forecast.data_processing import synthetic_calendar as cal
+from retail_forecast.data_processing import synthetic_shapes as shapes
+from retail_forecast.data_processing.synthetic_files import oil_frame, transactions_frame
 from retail_forecast.data_processing.synthetic_tables import (
     FAMILY_TABLE,
     FRACTIONAL_FAMILIES,
@@ -24,18 +28,11 @@ from retail_forecast.data_processing.synthetic_tables import (
     families as family_names,
 )
 from retail_forecast.schema import (
-    DATE,
-    FAMILY,
     HOLIDAYS_COLUMNS,
-    HORIZON,
-    ID,
     OIL_COLUMNS,
     PROMO,
-    STORE,
     STORES_COLUMNS,
     TARGET,
-    TEST_COLUMNS,
-    TRAIN_COLUMNS,
     TRANSACTIONS_COLUMNS,
 )
 from retail_forecast.utils.io import atomic_path, write_json_atomic
@@ -44,8 +41,17 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 FRAME_NAMES = ("train", "test", "stores", "oil", "holidays_events", "transactions")
-# Sales per transaction of a full 33-family store (real data: ~12,000 units / ~1,700 tickets).
-UNITS_PER_TICKET = 7.0
+# Panel-shape fields (synthetic_shapes): left out of synthetic_config.json while at their
+# default, so the default data set's files stay byte-identical to before they existed.
+SHAPE_FIELDS = (
+    "start_date",
+    "horizon",
+    "family_list",
+    "closed_sundays",
+    "regional_holidays",
+    "gap_stores",
+    "gap_days",
+)
 
 
 class SyntheticConfig(BaseModel):
@@ -68,6 +74,39 @@ class SyntheticConfig(BaseModel):
     noise_shape: float = Field(default=30.0, gt=0, description="Gamma shape of day-to-day noise.")
     ar_coef: float = Field(default=0.98, ge=0, lt=1)
     ar_sd: float = Field(default=0.03, ge=0)
+    # Panel shapes (see synthetic_shapes for how each shows in the files).
+    start_date: dt.date | None = Field(
+        default=None, description="First train date; end_date is then derived from n_days."
+    )
+    # test.csv's days: the default forecast.horizon unless a shape asks for another
+    horizon: int = Field(
+        default_factory=lambda: ForecastConfig().horizon,
+        ge=1,
+        le=366,
+        description="Days of test.csv.",
+    )
+    family_list: tuple[str, ...] = Field(
+        default=(), description="These families (any n_families is ignored); () the first n."
+    )
+    closed_sundays: bool = False
+    regional_holidays: bool = False
+    gap_stores: int = Field(default=0, ge=0, description="Stores with a gap (no rows).")
+    gap_days: int = Field(default=120, ge=1, description="Length of each gap in train days.")
+
+    @field_validator("family_list")
+    @classmethod
+    def _known_families(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(FAMILY_TABLE))
+        if unknown or len(set(value)) != len(value):
+            raise ValueError(
+                f"family_list: unknown or repeated {unknown or list(value)}; "
+                f"allowed: {', '.join(sorted(FAMILY_TABLE))}"
+            )
+        return tuple(sorted(value))
+
+    def families(self) -> list[str]:
+        """Family names of the data set, sorted."""
+        return list(self.family_list) if self.family_list else family_names(self.n_families)
 
 
 def default_config(full: bool = False, seed: int = 0) -> SyntheticConfig:
@@ -78,11 +117,17 @@ def default_config(full: bool = False, seed: int = 0) -> SyntheticConfig:
 
 
 def _calendar(config: SyntheticConfig) -> tuple[pd.DatetimeIndex, npt.NDArray[np.bool_]]:
-    """All calendar days start..end+HORIZON, and which of them are train dates."""
-    end = pd.Timestamp(config.end_date)
-    back = pd.date_range(end=end, periods=config.n_days + config.n_days // 365 + 2)
-    back = back[~is_closed_day(back)][-config.n_days :]
-    days = pd.date_range(back[0], end + pd.Timedelta(days=HORIZON))
+    """All calendar days start..end+horizon, and which of them are train dates."""
+    periods = config.n_days + config.n_days // 365 + 2
+    if config.start_date is not None:
+        run = pd.date_range(start=pd.Timestamp(config.start_date), periods=periods)
+        run = run[~is_closed_day(run)][: config.n_days]
+        end = run[-1]
+    else:
+        end = pd.Timestamp(config.end_date)
+        run = pd.date_range(end=end, periods=periods)
+        run = run[~is_closed_day(run)][-config.n_days :]
+    days = pd.date_range(run[0], end + pd.Timedelta(days=config.horizon))
     is_train = np.asarray((days <= end) & ~is_closed_day(days))
     return days, is_train
 
@@ -106,14 +151,26 @@ def _quake(
     config: SyntheticConfig, days: pd.DatetimeIndex, stores: pd.DataFrame, rng: np.random.Generator
 ) -> tuple[dt.date, str] | None:
     """Place the shock: the configured date if inside the data (else the middle), one region."""
-    if len(days) < 2 * cal.QUAKE_DAYS + HORIZON:
+    day = _quake_day(config, days)
+    if day is None:
         return None
-    day = pd.Timestamp(config.quake_date)
-    if not days[cal.QUAKE_DAYS] <= day <= days[-HORIZON - cal.QUAKE_DAYS]:
-        day = days[len(days) // 2]
     states = stores["state"].tolist()
     region = "Manabi" if "Manabi" in states else states[int(rng.integers(len(states)))]
-    return day.date(), region
+    return day, region
+
+
+def shock_day(config: SyntheticConfig) -> dt.date | None:
+    """Return the first day of the data set's earthquake-like shock (None: too short for one)."""
+    return _quake_day(config, _calendar(config)[0])
+
+
+def _quake_day(config: SyntheticConfig, days: pd.DatetimeIndex) -> dt.date | None:
+    if len(days) < 2 * cal.QUAKE_DAYS + config.horizon:
+        return None
+    day = pd.Timestamp(config.quake_date)
+    if not days[cal.QUAKE_DAYS] <= day <= days[-config.horizon - cal.QUAKE_DAYS]:
+        day = days[len(days) // 2]
+    return day.date()
 
 
 def _latent(
@@ -141,7 +198,7 @@ def _activity(
     fam_weight = np.array([_zero_weight(name) for name in fams])
     zero = _pick(rng, n_stores * n_fam, config.zero_series_share, np.tile(fam_weight, n_stores))
     dead = _pick(rng, n_stores * n_fam, config.dead_series_share, 1.0 - zero)
-    last_train = n_days - HORIZON - 1
+    last_train = n_days - config.horizon - 1
     death = np.where(dead > 0, last_train - rng.integers(21, 71, size=dead.size), n_days)
     store_weight = np.r_[0.0, np.ones(n_stores - 1)]
     late = _pick(rng, n_stores, config.late_store_share, store_weight)
@@ -208,70 +265,6 @@ def _sales(
     return np.where(is_kg & (counts > 0), np.round(level, 3), counts)
 
 
-def _oil(days: pd.DatetimeIndex, rng: np.random.Generator) -> pd.DataFrame:
-    """Weekday oil prices: a mean-reverting log random walk, ~3.5 % blanks and 1 January blank."""
-    weekdays = days[days.dayofweek < 5]
-    steps = rng.normal(0.0, 0.02, size=len(weekdays))
-    log_price = np.empty(len(weekdays))
-    level = np.log(93.0)
-    for i, step in enumerate(steps):
-        level += step - 0.002 * (level - np.log(60.0))
-        log_price[i] = level
-    price = np.round(np.exp(log_price), 2)
-    blank = (rng.random(len(weekdays)) < 0.035) | np.asarray(
-        (weekdays.month == 1) & (weekdays.day == 1)
-    )
-    price[blank] = np.nan
-    return pd.DataFrame({"date": _date_strings(weekdays), "dcoilwtico": price})
-
-
-def _transactions(
-    sales: FloatArray,
-    days: pd.DatetimeIndex,
-    *,
-    is_train: npt.NDArray[np.bool_],
-    rng: np.random.Generator,
-) -> pd.DataFrame:
-    """Tickets per open store-day, proportional to its sales; closed store-days have no row."""
-    n_fam = sales.shape[1]
-    total = sales.sum(axis=1) * (len(FAMILY_TABLE) / n_fam)
-    noise = rng.lognormal(0.0, 0.05, size=total.shape)
-    tickets = np.maximum(np.round(total / UNITS_PER_TICKET * noise), 1).astype(np.int64)
-    day_idx, store_idx = np.nonzero(((total > 0) & is_train[None, :]).T)
-    return pd.DataFrame(
-        {
-            "date": _date_strings(days)[day_idx],
-            "store_nbr": (store_idx + 1).astype(np.int64),
-            "transactions": tickets[store_idx, day_idx],
-        }
-    )
-
-
-def _date_strings(days: pd.DatetimeIndex) -> npt.NDArray[np.object_]:
-    return np.asarray(days.strftime("%Y-%m-%d"), dtype=object)
-
-
-def _long(
-    values: dict[str, npt.NDArray[np.generic]],
-    days: pd.DatetimeIndex,
-    fams: list[str],
-    *,
-    first_id: int,
-) -> pd.DataFrame:
-    """Flatten (store, family, day) arrays to rows in Kaggle order: date, store as text, family."""
-    n_stores, n_fam, n_days = next(iter(values.values())).shape
-    order = np.array(sorted(range(n_stores), key=lambda i: str(i + 1)))
-    columns: dict[str, npt.NDArray[np.generic]] = {
-        ID: np.arange(first_id, first_id + n_stores * n_fam * n_days, dtype=np.int64),
-        DATE: np.repeat(_date_strings(days), n_stores * n_fam),
-        STORE: np.tile(np.repeat(order + 1, n_fam), n_days).astype(np.int64),
-        FAMILY: np.tile(np.asarray(fams, dtype=object), n_stores * n_days),
-    }
-    for name, array in values.items():
-        columns[name] = array[order].transpose(2, 0, 1).reshape(-1)
-    return pd.DataFrame(columns)
-
-
 def _log_level(
     fams: list[str],
     *,
@@ -303,7 +296,7 @@ def generate_frames(config: SyntheticConfig) -> dict[str, pd.DataFrame]:
     """All six Kaggle files as frames, with the dtypes ``pd.read_csv`` gives for the real ones."""
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(9)]
     days, is_train = _calendar(config)
-    fams = family_names(config.n_families)
+    fams = config.families()
     stores, scale = store_table(config.n_stores, rngs[0])
     quake = _quake(config, days, stores, rngs[1])
     holidays = cal.holidays_frame(
@@ -313,7 +306,11 @@ def generate_frames(config: SyntheticConfig) -> dict[str, pd.DataFrame]:
         quake=quake,
         rng=rngs[2],
     )
+    holidays, lift, closed, gap = shapes.apply_shape(
+        config, days, is_train=is_train, stores=stores, holidays=holidays
+    )
     active, opening = _activity(config, days, fams, rngs[3])
+    active &= ~(closed | gap)[:, None, :]
     promo = _promotions(config, days, fams, scale=scale, rng=rngs[4]) * active
     log_mu = _log_level(
         fams,
@@ -321,26 +318,34 @@ def generate_frames(config: SyntheticConfig) -> dict[str, pd.DataFrame]:
         scale=scale,
         effects=(
             cal.family_day_effect(days, fams, holidays, rngs[6])[None, :, :]
-            + cal.store_day_effect(days, stores, holidays, opening=opening, rng=rngs[6])[:, None, :]
+            + cal.store_day_effect(
+                days, stores, holidays, opening=opening, horizon=config.horizon, rng=rngs[6]
+            )[:, None, :]
             + cal.quake_effect(days, fams, stores, quake)
             + _latent(active.shape, config, rngs[7])
+            + lift[:, None, :]
         ),
         promo=promo,
         rng=rngs[5],
     )
     sales = _sales(log_mu, fams, active=active, config=config, rng=rngs[8])
-    train_days, test_days = days[is_train], days[-HORIZON:]
-    train = _long(
-        {TARGET: sales[:, :, is_train], PROMO: promo[:, :, is_train]}, train_days, fams, first_id=0
+    is_open = np.broadcast_to(~closed[:, None, :], sales.shape).astype(np.int64)
+    train, test = shapes.sales_frames(
+        config,
+        days,
+        fams,
+        is_train=is_train,
+        arrays={TARGET: sales, PROMO: promo, shapes.OPEN: is_open},
+        # without an open column a closed store-day has no row (as 25 December in Kaggle's)
+        absent=gap if config.closed_sundays else gap | closed,
     )
-    test = _long({PROMO: promo[:, :, -HORIZON:]}, test_days, fams, first_id=len(train))
     frames = {
-        "train": train[list(TRAIN_COLUMNS)],
-        "test": test[list(TEST_COLUMNS)],
+        "train": train,
+        "test": test,
         "stores": stores[list(STORES_COLUMNS)],
-        "oil": _oil(days, rngs[1])[list(OIL_COLUMNS)],
+        "oil": oil_frame(days, rngs[1])[list(OIL_COLUMNS)],
         "holidays_events": holidays[list(HOLIDAYS_COLUMNS)],
-        "transactions": _transactions(sales, days, is_train=is_train, rng=rngs[2])[
+        "transactions": transactions_frame(sales, days, is_train=is_train, rng=rngs[2])[
             list(TRANSACTIONS_COLUMNS)
         ],
     }
@@ -360,7 +365,25 @@ def write_dataset(out_dir: Path, config: SyntheticConfig) -> dict[str, Path]:
         path.chmod(0o644)  # mkstemp creates 0600; these are ordinary shareable data files
         paths[name] = path
     paths["config"] = out_dir / "synthetic_config.json"
-    write_json_atomic(paths["config"], config.model_dump(mode="json"))
+    dumped = config.model_dump(mode="json")
+    default = SyntheticConfig()
+    for name in SHAPE_FIELDS:
+        if getattr(config, name) == getattr(default, name):
+            dumped.pop(name)
+    write_json_atomic(paths["config"], dumped)
     paths["config"].chmod(0o644)
     logger.info("synthetic data written dir=%s seed=%d", out_dir, config.seed)
     return paths
+
+
+def shaped_config(
+    shape: str = "favorita-like", *, full: bool = False, seed: int = 0, **overrides: Any
+) -> SyntheticConfig:
+    """Return a ``--shape`` preset (synthetic_shapes.SHAPES) over the default, then ``overrides``.
+
+    Raises ValueError naming the allowed shapes, or pydantic's ValidationError for a bad field.
+    """
+    if shape not in shapes.SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; allowed: {', '.join(shapes.SHAPES)}")
+    base = default_config(full=full, seed=seed).model_dump()
+    return SyntheticConfig(**(base | shapes.SHAPES[shape] | overrides))

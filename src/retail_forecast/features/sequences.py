@@ -12,7 +12,7 @@ import pandas as pd
 from retail_forecast.closed_days import is_closed_day
 from retail_forecast.errors import DataValidationError
 from retail_forecast.features.calendar import calendar_columns
-from retail_forecast.schema import DATE, FAMILY, HORIZON, IS_CLOSED, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
 FloatArray = npt.NDArray[np.float64]
 F32Array = npt.NDArray[np.float32]
@@ -255,16 +255,17 @@ def training_arrays(
     rows: IntArray,
     origins: IntArray,
     window: int,
+    horizon: int,
     std: FloatArray,
 ) -> tuple[F32Array, F32Array, FloatArray, FloatArray]:
     """Return (x_enc, x_fut, target, weight) for windows ending at ``origins``.
 
-    Targets are the scaled sales of the HORIZON days after each origin; closed or unknown days
+    Targets are the scaled sales of the ``horizon`` days after each origin; closed or unknown days
     get weight 0, the others ``std**2`` of their series, which turns MSE on scaled values back
     into MSE on log1p sales (the square of RMSLE).
     """
     x_enc = encoder_array(z, panel, rows=rows, origins=origins, window=window)
-    idx = window_index(origins, start=1, length=HORIZON)
+    idx = window_index(origins, start=1, length=horizon)
     r = rows[:, None]
     closed = panel.closed[r, idx]
     x_fut = future_array(panel.promo[r, idx], calendar=panel.calendar[idx], closed=closed)
@@ -275,16 +276,22 @@ def training_arrays(
 
 
 def check_net_inputs(
-    x_enc: F32Array, x_fut: F32Array, *, window: int, n_stores: int, n_families: int
+    x_enc: F32Array,
+    x_fut: F32Array,
+    *,
+    window: int,
+    horizon: int,
+    n_stores: int,
+    n_families: int,
 ) -> None:
     """Raise DataValidationError unless the arrays match the layout and index ranges."""
     if x_enc.ndim != 3 or x_enc.shape[1:] != (window, len(ENCODER_FEATURES)):
         raise DataValidationError(
             f"x_enc must be [batch, {window}, {len(ENCODER_FEATURES)}], got {x_enc.shape}"
         )
-    if x_fut.shape != (x_enc.shape[0], HORIZON, len(FUTURE_FEATURES)):
+    if x_fut.shape != (x_enc.shape[0], horizon, len(FUTURE_FEATURES)):
         raise DataValidationError(
-            f"x_fut must be [batch, {HORIZON}, {len(FUTURE_FEATURES)}], got {x_fut.shape}"
+            f"x_fut must be [batch, {horizon}, {len(FUTURE_FEATURES)}], got {x_fut.shape}"
         )
     if not (np.isfinite(x_enc).all() and np.isfinite(x_fut).all()):
         raise DataValidationError("inputs must be finite")

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.artifacts import ModelBundle
-from retail_forecast.bundle_contents import HISTORY_FILE
+from retail_forecast.bundle_contents import HISTORY_FILE, recorded_horizon
 from retail_forecast.config import Settings
 from retail_forecast.errors import ArtifactError, DataValidationError
 from retail_forecast.features.builder import Panel
@@ -42,7 +42,7 @@ from retail_forecast.inference.preprocess import (
     select_history,
 )
 from retail_forecast.models.hybrid import HybridForecaster
-from retail_forecast.schema import DATE, HORIZON, TARGET
+from retail_forecast.schema import DATE, TARGET
 from retail_forecast.storage.history import HistoryStore
 from retail_forecast.storage.history_db import unwritable_cause
 from retail_forecast.storage.plausibility import SpikeRule
@@ -69,11 +69,17 @@ class LocalPredictor:
             domain = meta["domain"]
             self._stores = tuple(sorted(int(s) for s in domain["stores"]))
             self._families = tuple(sorted(str(f) for f in domain["families"]))
-            self._horizon = int(domain.get("horizon", meta.get("horizon", HORIZON)))
+            # the bundle's horizon (the domain's, else the top level's; old bundles: 16)
+            self._horizon = recorded_horizon(domain if "horizon" in domain else meta)
             self._promo_cap = PROMO_CAP_FACTOR * max(int(domain["onpromotion_max"]), 1)
             self._bundle_end = pd.Timestamp(domain["history_end"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{bundle.path}: manifest domain is malformed ({exc})") from None
+        if self._horizon != model.horizon:
+            raise ArtifactError(
+                f"{bundle.path}: the manifest's horizon {self._horizon} is not the models' "
+                f"{model.horizon}"
+            )
         self.n_days = store.n_days if store is not None else self._bundle_history_days()
         self._metrics: dict[str, Any] | None = (
             bundle.read_json("metrics.json") if bundle.has("metrics.json") else None

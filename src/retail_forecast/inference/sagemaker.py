@@ -6,7 +6,7 @@ request checks, the dead-series and closed-day rules and the blend. The forecast
 project's own classes with their execution swapped out:
 
 * XGBoost: :class:`RemoteBooster` stands in for the booster inside ``XGBForecaster``, so the
-  recursion is ``XGBForecaster.forecast_log`` itself: 16 round trips (one per horizon day), each
+  recursion is ``XGBForecaster.forecast_log`` itself: one round trip per horizon day, each
   sending the feature rows of every requested series as ``text/csv`` (float32 written with 9
   significant digits, read back bit-exactly) and reading one log1p prediction per line.
 * LSTM: :class:`RemoteLSTMForecaster` overrides only ``predict_scaled``: ``x_enc`` / ``x_fut``
@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retail_forecast.artifacts import ModelBundle
 from retail_forecast.aws.env import resolve_aws_config
+from retail_forecast.bundle_contents import recorded_horizon
 from retail_forecast.config import AwsConfig, Settings, XGBoostConfig
 from retail_forecast.errors import ArtifactError, ConfigError
 from retail_forecast.features.builder import FeatureBuilder
@@ -111,7 +112,11 @@ def remote_xgboost(bundle: ModelBundle, invoker: EndpointInvoker, endpoint: str)
     if meta.get("format_version") != FORMAT_VERSION or meta.get("model_type") != "xgboost":
         raise ArtifactError(f"{bundle.path}: not an xgboost preprocessor v{FORMAT_VERSION}")
     builder = FeatureBuilder.from_dict(meta["builder"])
-    forecaster = XGBForecaster(XGBoostConfig(**meta["config"]), builder.spec.to_config())
+    forecaster = XGBForecaster(
+        XGBoostConfig(**meta["config"]),
+        builder.spec.to_config(),
+        horizon=recorded_horizon(meta, source=bundle.path),
+    )
     forecaster.builder_ = builder
     forecaster.origin_ = pd.Timestamp(meta["origin"])
     forecaster.booster_ = RemoteBooster(invoker, endpoint)

@@ -31,7 +31,6 @@ from retail_forecast.aws.env import AwsEnvSettings
 from retail_forecast.config import AwsConfig
 from retail_forecast.errors import ConfigError, RemoteModelError, RemoteUnavailableError
 from retail_forecast.inference.handler import CSV, JSON
-from retail_forecast.schema import HORIZON
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
@@ -179,7 +178,11 @@ class EndpointInvoker:
         return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
 
     def predict_windows(self, endpoint: str, x_enc: F32Array, x_fut: F32Array) -> F32Array:
-        """LSTM: scaled outputs ``[batch, HORIZON]``, in batch order (``application/json``)."""
+        """LSTM: scaled outputs ``[batch, horizon]``, in batch order (``application/json``).
+
+        The horizon is ``x_fut``'s second axis: the bundle's, as the model built the inputs.
+        """
+        horizon = x_fut.shape[1]
         enc = [json.dumps(a).encode() for a in x_enc.astype(np.float64).tolist()]
         fut = [json.dumps(a).encode() for a in x_fut.astype(np.float64).tolist()]
         head, middle, tail = b'{"instances":[', b'],"future":[', b"]}"
@@ -190,8 +193,8 @@ class EndpointInvoker:
             s = slice(part.start, part.stop)
             body = head + b",".join(enc[s]) + middle + b",".join(fut[s]) + tail
             raw = self.invoke(endpoint, body, content_type=JSON, accept=JSON)
-            out.append(_parse_predictions(raw, endpoint, rows=len(part)))
-        return np.concatenate(out) if out else np.empty((0, HORIZON), dtype=np.float32)
+            out.append(_parse_predictions(raw, endpoint, rows=len(part), horizon=horizon))
+        return np.concatenate(out) if out else np.empty((0, horizon), dtype=np.float32)
 
 
 def _parse_csv(raw: bytes, endpoint: str) -> F32Array:
@@ -201,11 +204,11 @@ def _parse_csv(raw: bytes, endpoint: str) -> F32Array:
         raise RemoteModelError(f"endpoint {endpoint} returned a non-numeric csv body") from None
 
 
-def _parse_predictions(raw: bytes, endpoint: str, *, rows: int) -> F32Array:
+def _parse_predictions(raw: bytes, endpoint: str, *, rows: int, horizon: int) -> F32Array:
     try:
         values = np.asarray(json.loads(raw)["predictions"], dtype=np.float64).astype(np.float32)
     except (ValueError, KeyError, TypeError):
         raise RemoteModelError(f"endpoint {endpoint} returned malformed json") from None
-    if values.shape != (rows, HORIZON):
+    if values.shape != (rows, horizon):
         raise RemoteModelError(f"endpoint {endpoint} returned shape {values.shape} for {rows}")
     return values

@@ -48,6 +48,11 @@ class HybridForecaster:
     """
 
     def __init__(self, xgboost: XGBForecaster, lstm: LSTMForecaster, weights: BlendWeights) -> None:
+        if xgboost.horizon != lstm.horizon:
+            raise ArtifactError(
+                f"the models' horizons differ: xgboost {xgboost.horizon}, lstm {lstm.horizon}"
+            )
+        self.horizon = xgboost.horizon
         self.xgboost = xgboost
         self.lstm = lstm
         self.weights = weights

@@ -50,7 +50,7 @@ from retail_forecast.models.lstm_net import (
     write_weights,
 )
 from retail_forecast.models.lstm_training import WindowBatches, train_net
-from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
 from retail_forecast.utils.io import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -84,20 +84,22 @@ class LSTMInputs:
 class LSTMForecaster:
     """Global LSTM over all series: windowing, per-series scaling, fit loop, save/load."""
 
-    def __init__(self, config: LSTMConfig | None = None) -> None:
+    def __init__(self, config: LSTMConfig | None = None, *, horizon: int) -> None:
         self.config = config if config is not None else LSTMConfig.model_validate({})
+        self.horizon = horizon  # the direct head's length: forecast.horizon, or the bundle's
 
     # --- fit -----------------------------------------------------------------------------------
     def fit(self, history: pd.DataFrame) -> Self:
-        """Train on ``history``; its last HORIZON days are the early-stopping validation slice."""
+        """Train on ``history``; its last ``horizon`` days are the early-stopping validation."""
         cfg = self.config
         if max(cfg.level_days, cfg.skip_days) > cfg.window:
             raise ConfigError("level_days and skip_days must not exceed window")
         self.stores_ = sorted(int(s) for s in history[STORE].unique())
         self.families_ = sorted(str(f) for f in history[FAMILY].unique())
         panel = build_panel(history, stores=self.stores_, families=self.families_)
-        val_start = panel.n_days - HORIZON
-        if val_start < 2 * HORIZON:
+        horizon = self.horizon
+        val_start = panel.n_days - horizon
+        if val_start < 2 * horizon:
             raise DataValidationError(f"history too short: {panel.n_days} days")
         self._fit_scaler(panel, val_start)
         z = self._scaled(panel)
@@ -108,7 +110,9 @@ class LSTMForecaster:
             torch.manual_seed(cfg.seed)
             rng = np.random.default_rng(cfg.seed)
             net = self._new_net().to(device)
-            windows = WindowBatches(panel, z, self._series_scale(panel)[1], cfg.window, device)
+            windows = WindowBatches(
+                panel, z, self._series_scale(panel)[1], cfg.window, horizon, device
+            )
             trained = train_net(net, windows, config=cfg, val_start=val_start, rng=rng)
         if trained.best_epoch is not None:
             self.best_epoch_ = trained.best_epoch
@@ -133,6 +137,7 @@ class LSTMForecaster:
         return LSTMNet(
             n_stores=len(self.stores_),
             n_families=len(self.families_),
+            horizon=self.horizon,
             hidden_size=cfg.hidden_size,
             embedding_dim=cfg.embedding_dim,
             num_layers=cfg.num_layers,
@@ -168,17 +173,18 @@ class LSTMForecaster:
         """Net inputs for every series in ``future``; no sales after the origin are read.
 
         The origin is the last date of ``history``; ``future`` dates must lie in
-        origin+1 .. origin+HORIZON.
+        origin+1 .. origin+horizon.
         """
         self._check_fitted()
         history_days = day_numbers(history[DATE])
         origin_day = int(history_days.max())
         origin = day_timestamp(origin_day)
         step = day_numbers(future[DATE]) - origin_day - 1
-        if len(future) == 0 or step.min() < 0 or step.max() >= HORIZON:
+        horizon = self.horizon
+        if len(future) == 0 or step.min() < 0 or step.max() >= horizon:
             raise DataValidationError(
                 f"future dates must lie in {origin.date() + pd.Timedelta(days=1)} .. "
-                f"{origin.date() + pd.Timedelta(days=HORIZON)} and future must not be empty"
+                f"{origin.date() + pd.Timedelta(days=horizon)} and future must not be empty"
             )
         flat = self._flat_keys(future)
         wanted = np.unique(flat)
@@ -193,9 +199,9 @@ class LSTMForecaster:
         if missing.size:
             raise UnknownSeriesError(f"no sales history for {len(missing)} requested series")
         rows = np.searchsorted(panel_flat, flat)
-        promo = np.zeros((panel.n_series, HORIZON))
+        promo = np.zeros((panel.n_series, horizon))
         promo[rows, step] = future[PROMO].to_numpy(dtype=np.float64)
-        days = pd.date_range(origin + pd.Timedelta(days=1), periods=HORIZON, freq="D")
+        days = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon, freq="D")
         x_fut = future_array(
             promo, calendar=calendar_array(days)[None], closed=is_closed_day(days)[None]
         )
@@ -229,7 +235,7 @@ class LSTMForecaster:
         """Scaled log1p predictions [batch, horizon] from the two 3-D input arrays.
 
         This is the tensor-level entry point (e.g. a SageMaker handler); inputs are
-        [batch, window, len(ENCODER_FEATURES)] and [batch, HORIZON, len(FUTURE_FEATURES)].
+        [batch, window, len(ENCODER_FEATURES)] and [batch, horizon, len(FUTURE_FEATURES)].
         """
         self._check_fitted()
         x_enc = np.asarray(x_enc, dtype=np.float32)
@@ -238,10 +244,11 @@ class LSTMForecaster:
             x_enc,
             x_fut,
             window=self.config.window,
+            horizon=self.horizon,
             n_stores=len(self.stores_),
             n_families=len(self.families_),
         )
-        out = np.empty((x_enc.shape[0], HORIZON), dtype=np.float32)
+        out = np.empty((x_enc.shape[0], self.horizon), dtype=np.float32)
         self.net_.eval()
         # One thread for small batches: on a busy machine a second thread only adds waiting.
         threads = 1 if len(out) < PREDICT_BATCH else self.config.num_threads
@@ -289,7 +296,7 @@ class LSTMForecaster:
             "format_version": FORMAT_VERSION,
             "config": self.config.model_dump(mode="json"),
             "window": self.config.window,
-            "horizon": HORIZON,
+            "horizon": self.horizon,
             "origin": str(self.origin_.date()),
             "stores": self.stores_,
             "families": self.families_,
@@ -307,7 +314,7 @@ class LSTMForecaster:
         """Rebuild config, vocabularies and scalers from ``preprocessor_nn.json`` (no weights)."""
         pre = read_preprocessor(path)
         try:
-            self = cls(LSTMConfig.model_validate(pre["config"]))
+            self = cls(LSTMConfig.model_validate(pre["config"]), horizon=pre["horizon"])
             self.stores_ = [int(s) for s in pre["stores"]]
             self.families_ = [str(f) for f in pre["families"]]
             self.origin_ = pd.Timestamp(pre["origin"])

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from retail_forecast.bundle_contents import recorded_horizon
 from retail_forecast.errors import ArtifactError
 from retail_forecast.features.sequences import ENC, ENCODER_FEATURES, FUT, FUTURE_FEATURES
-from retail_forecast.schema import HORIZON
 from retail_forecast.utils.io import read_json
 
 N_DOW, N_MONTH, N_DOM, SMALL_EMB = 7, 12, 31, 3
@@ -24,7 +24,7 @@ PREDICT_BATCH: Final = 4096
 
 
 class LSTMNet(nn.Module):
-    """Encoder LSTM over the input window, direct 16-day head: tensors in, tensors out.
+    """Encoder LSTM over the input window, direct ``horizon``-day head: tensors in, tensors out.
 
     ``forward(x_enc [B, L, len(ENCODER_FEATURES)], x_fut [B, H, len(FUTURE_FEATURES)])``
     returns scaled log1p sales [B, H]. The net predicts around the masked mean of the last
@@ -36,7 +36,7 @@ class LSTMNet(nn.Module):
         *,
         n_stores: int,
         n_families: int,
-        horizon: int = HORIZON,
+        horizon: int,
         hidden_size: int = 64,
         embedding_dim: int = 8,
         num_layers: int = 1,
@@ -207,8 +207,9 @@ def read_preprocessor(path: Path) -> dict[str, Any]:
         raise ArtifactError(f"{path}: cannot read LSTM preprocessor ({exc})") from exc
     if not isinstance(pre, dict) or pre.get("format") != FORMAT:
         raise ArtifactError(f"{path}: not an LSTM preprocessor (format != {FORMAT!r})")
-    if pre.get("format_version") != FORMAT_VERSION or pre.get("horizon") != HORIZON:
-        raise ArtifactError(f"{path}: unsupported format_version or horizon")
+    if pre.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: unsupported format_version")
+    pre["horizon"] = recorded_horizon(pre, source=path)
     if (
         tuple(pre.get("encoder_features", ())) != ENCODER_FEATURES
         or tuple(pre.get("future_features", ())) != FUTURE_FEATURES

@@ -20,7 +20,6 @@ from retail_forecast.features.sequences import (
     training_arrays,
 )
 from retail_forecast.models.lstm_net import PREDICT_BATCH, LSTMNet, train_epoch, weighted_mse
-from retail_forecast.schema import HORIZON
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +43,19 @@ class WindowBatches:
     z: FloatArray  # scaled log1p sales [series, days]
     std: FloatArray  # each series' scaler std (the loss weights)
     window: int
+    horizon: int  # the direct head's length: targets are the horizon days after each origin
     device: torch.device
 
     def tensors(self, *, rows: IntArray, origins: IntArray) -> list[torch.Tensor]:
         """Tensors on ``device`` for the windows of ``rows`` ending at ``origins``."""
         arrays = training_arrays(
-            self.z, self.panel, rows=rows, origins=origins, window=self.window, std=self.std
+            self.z,
+            self.panel,
+            rows=rows,
+            origins=origins,
+            window=self.window,
+            horizon=self.horizon,
+            std=self.std,
         )
         return [
             torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
@@ -69,7 +75,7 @@ def train_net(
     panel = windows.panel
     active = recent_sales(panel, max(config.dead_series_days, 1))
     eligible = active.copy()
-    eligible[:, val_start - HORIZON :] = False  # targets must end before the validation
+    eligible[:, val_start - windows.horizon :] = False  # targets must end before the validation
     age = (val_start - 1 - np.arange(panel.n_days)).astype(np.float64)
     day_weights = 0.5 ** (age / config.recency_halflife_days)
     val_rows = np.flatnonzero(active[:, val_start - 1])

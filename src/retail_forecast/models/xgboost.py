@@ -1,6 +1,7 @@
 """XGBForecaster: a global XGBoost model on log1p sales, recursive 16-day forecasts, .ubj files.
 
-Training rows are every (series, day) of the history from ``train_start`` with all lags known,
+Training rows are every (series, day) of the history with all lags known (or of its last
+``train_days`` days, or from ``train_start``: a data set's profile),
 minus closed days (Dec 25) and, by default, the days before a series' first sale (store not
 open yet). The last ``valid_days`` days before the origin are the early-stopping slice.
 
@@ -25,6 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 import xgboost as xgb
 
+from retail_forecast.bundle_contents import recorded_horizon
 from retail_forecast.closed_days import is_closed_date, is_closed_day
 from retail_forecast.config import FeatureConfig, XGBoostConfig
 from retail_forecast.errors import (
@@ -37,7 +39,7 @@ from retail_forecast.features.builder import FeatureBuilder, FeatureSpec, Panel,
 from retail_forecast.features.calendar import days_after, national_holiday_dates
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.tree_predictor import TreePredictor, tree_predictor
-from retail_forecast.schema import DATE, FAMILY, HORIZON, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
 from retail_forecast.utils.io import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -56,9 +58,11 @@ class XGBForecaster:
         config: XGBoostConfig,
         features: FeatureConfig | None = None,
         *,
+        horizon: int,
         holidays: pd.DataFrame | None = None,
     ) -> None:
         self.config = config
+        self.horizon = horizon  # the recursion's longest run: forecast.horizon, or the bundle's
         self.holidays = holidays
         self.features = features if features is not None else FeatureConfig.model_validate({})
         self.serving_trees_: TreePredictor | None = None  # set by prepare_serving
@@ -101,6 +105,8 @@ class XGBForecaster:
 
     def _first_train_day(self, panel: Panel, spec: FeatureSpec) -> int:
         first = spec.lookback
+        if self.config.train_days is not None:  # relative to the data's end (the origin)
+            first = max(first, len(panel.dates) - self.config.train_days)
         if self.config.train_start is not None:
             start = pd.Timestamp(self.config.train_start)
             first = max(first, int(panel.dates.searchsorted(start)))
@@ -202,7 +208,7 @@ class XGBForecaster:
         if len(panel.dates) < span:
             raise DataValidationError(f"history needs the last {span} days, got fewer")
         origin = pd.Timestamp(panel.dates[-1])
-        steps = _horizon_steps(future, origin)
+        steps = _horizon_steps(future, origin, self.horizon)
         row_keys = series_keys(future, builder.families)
         if (row_keys < 0).any():
             builder.encode(future[[STORE, FAMILY]])  # raises: a family unseen in training
@@ -300,7 +306,7 @@ class XGBForecaster:
             "model_type": "xgboost",
             "builder": builder.to_dict(),  # its "spec" holds the feature set, as data
             "dead_series_days": self.config.dead_series_days,
-            "horizon": HORIZON,
+            "horizon": self.horizon,
             "origin": str(self.origin_.date()),
             "config": self.config.model_dump(),
         }
@@ -318,7 +324,11 @@ class XGBForecaster:
         if meta.get("format_version") != FORMAT_VERSION or meta.get("model_type") != "xgboost":
             raise ArtifactError(f"{prep_path} is not an xgboost preprocessor v{FORMAT_VERSION}")
         builder = FeatureBuilder.from_dict(meta["builder"])
-        forecaster = cls(XGBoostConfig(**meta["config"]), builder.spec.to_config())
+        forecaster = cls(
+            XGBoostConfig(**meta["config"]),
+            builder.spec.to_config(),
+            horizon=recorded_horizon(meta, source=prep_path),
+        )
         booster = xgb.Booster()
         try:
             booster.load_model(str(model_path))
@@ -331,13 +341,15 @@ class XGBForecaster:
         return forecaster
 
 
-def _horizon_steps(future: pd.DataFrame, origin: pd.Timestamp) -> npt.NDArray[np.int64]:
+def _horizon_steps(
+    future: pd.DataFrame, origin: pd.Timestamp, horizon: int
+) -> npt.NDArray[np.int64]:
     if future.empty:
         raise DataValidationError("future has no rows")
     steps = days_after(future[DATE].to_numpy(), origin)
-    if (steps < 1).any() or (steps > HORIZON).any():
+    if (steps < 1).any() or (steps > horizon).any():
         raise DataValidationError(
-            f"future dates must lie within {HORIZON} days after the history's last day {origin}"
+            f"future dates must lie within {horizon} days after the history's last day {origin}"
         )
     return steps
 

@@ -3,7 +3,7 @@
 The alert compares the RMSLE of the last ``window_days`` scored target days of ONE model
 version with what the bundle's backtest (metrics.json, ``BacktestResult.to_dict()``) expects
 for the same mix of horizon days: ``sqrt(sum_h n_h * rmsle_h**2 / sum_h n_h)`` from
-``per_horizon_day`` (days 1..16 differ a lot), else the ``mean`` RMSLE. Status values:
+``per_horizon_day`` (days 1..horizon differ a lot), else the ``mean`` RMSLE. Status values:
 
 - ``degraded`` (alert): observed RMSLE > ratio x expected; logged at WARNING;
 - ``ok``: within the ratio;

@@ -38,14 +38,17 @@ class BatchForecast:
 def forecast_test(
     data_dir: str | Path, settings: Settings, *, artifacts: Path | None = None
 ) -> BatchForecast:
-    """Forecast every row of ``data_dir``'s test.csv from its sales with the current bundle."""
-    built = build_dataset(data_dir, settings.data)
+    """Forecast every row of ``data_dir``'s test.csv from its sales with the current bundle.
+
+    test.csv may cover the bundle's horizon (what it was trained for), not the settings'.
+    """
+    bundle = ModelBundle.open_current(artifacts or settings.artifacts_dir)
+    predictor = LocalPredictor.from_bundle(bundle, xgboost_threads=settings.api.xgboost_threads)
+    built = build_dataset(data_dir, settings.data, horizon=predictor.domain.horizon)
     if built.test is None or built.test.empty:
         raise MissingInputError(f"{data_dir}: no test.csv rows to forecast")
     if ID not in built.test.columns:
         raise DataValidationError(f"{data_dir}: test.csv has no id column")
-    bundle = ModelBundle.open_current(artifacts or settings.artifacts_dir)
-    predictor = LocalPredictor.from_bundle(bundle, xgboost_threads=settings.api.xgboost_threads)
     end = pd.Timestamp(built.sales[DATE].max())
     rows = predictor.predict_from(built.sales, built.test)
     rows[TARGET], rows[MODEL] = checked_frame(rows, len(rows))

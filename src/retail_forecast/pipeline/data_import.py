@@ -109,9 +109,14 @@ def write_processed(built: BuiltDataset, processed_dir: Path) -> bool:
     return True
 
 
-def import_dataset(data_dir: str | Path, config: DataConfig) -> BuiltDataset:
-    """build_dataset + quarantine + processed parquet files; raises when data is unusable."""
-    built = build_dataset(data_dir, config, strict=False)
+def import_dataset(
+    data_dir: str | Path, config: DataConfig, *, horizon: int | None = None
+) -> BuiltDataset:
+    """build_dataset + quarantine + processed parquet files; raises when data is unusable.
+
+    ``horizon``: the days test.csv may cover (``forecast.horizon``; None: its default).
+    """
+    built = build_dataset(data_dir, config, strict=False, horizon=horizon)
     run_id = run_id_for(resolve_data_dir(data_dir), config)
     built.quarantine_path = _write_quarantine(built, config.quarantine_dir / run_id)
     if not built.report.is_usable:

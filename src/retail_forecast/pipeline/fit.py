@@ -30,7 +30,7 @@ from retail_forecast.training.heldout_blend import add_hybrid
 
 logger = logging.getLogger(__name__)
 
-CONFIG_SECTIONS = ("features", "xgboost", "lstm", "backtest")
+CONFIG_SECTIONS = ("features", "xgboost", "lstm", "forecast", "backtest")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def train_bundle(
         sales,
         factories.as_dict(),
         folds=cfg.folds,
-        horizon=cfg.horizon,
+        horizon=settings.forecast.horizon,
         step=cfg.step,
         progress=progress,
         parallel=parallel,
@@ -89,7 +89,7 @@ def train_bundle(
     seconds["final_fit"] = round(time.perf_counter() - started, 1)
     metadata = {
         **hybrid.metadata(),
-        **serving_metadata(sales),
+        **serving_metadata(sales, hybrid.horizon),
         "model_type": "hybrid",
         "feature_names": xgb.builder_.feature_names,
         "features": xgb.builder_.spec.to_dict(),

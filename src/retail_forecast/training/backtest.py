@@ -1,10 +1,10 @@
-"""Rolling-origin evaluation: refit per fold, forecast 16 days, score models and baselines.
+"""Rolling-origin evaluation: refit per fold, forecast the horizon, score models and baselines.
 
 Windows (docs/DESIGN.md, section 2): the last fold starts ``horizon`` days before the data end
-(2017-07-31 on the real data), earlier folds start ``step`` days apart before it. Each model is
-refitted on the data before its window and forecasts it with the window's onpromotion (a
-known-future covariate). RMSLE covers every row of a window; closed days (Dec 25, filled rows)
-are kept and every model predicts 0 for them.
+(``forecast.horizon``), earlier folds start ``step`` days apart before it (``backtest.step``,
+the horizon unless set). Each model is refitted on the data before its window and forecasts it
+with the window's onpromotion (a known-future covariate). RMSLE covers every row of a window;
+closed days (Dec 25, filled rows) are kept and every model predicts 0 for them.
 """
 
 from __future__ import annotations
@@ -110,8 +110,8 @@ def run_backtest(
     models: Mapping[str, Callable[[], Forecaster]],
     *,
     folds: int = 4,
-    horizon: int = 16,
-    step: int = 16,
+    horizon: int,
+    step: int | None = None,
     progress: bool = False,
     include_baselines: bool = True,
     parallel: Collection[str] = (),
@@ -132,6 +132,7 @@ def run_backtest(
     if unknown:
         raise DataValidationError(f"parallel names unknown models {unknown}")
     last_date = pd.Timestamp(sales[DATE].max())
+    step = horizon if step is None else step
     windows = fold_windows(last_date, folds=folds, horizon=horizon, step=step)
     if windows[-1].start - pd.Timedelta(days=28) < sales[DATE].min():
         raise DataValidationError(f"{folds} folds of {horizon} days need more history")

@@ -1,8 +1,9 @@
 """Fresh, unfitted forecasters from the settings: what the backtest and the final fit train.
 
 The ``train`` command's settings reach the models only through here (pipeline -> training ->
-models): XGBoost's config and its early-stopping round count, the LSTM's config, and the thread
-split when the two models are fitted side by side (``backtest.parallel_models``).
+models): XGBoost's config and its early-stopping round count, the LSTM's config, the horizon
+(``forecast.horizon``: XGBoost's recursion, the LSTM's head) and the thread split when the two
+models are fitted side by side (``backtest.parallel_models``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ class XGBoostFactory:
     """
 
     def __init__(
-        self, config: XGBoostConfig, features: FeatureConfig, holidays: pd.DataFrame | None
+        self,
+        config: XGBoostConfig,
+        features: FeatureConfig,
+        holidays: pd.DataFrame | None,
+        *,
+        horizon: int,
     ) -> None:
         self.config, self.features, self.holidays = config, features, holidays
+        self.horizon = horizon
         self.first: XGBForecaster | None = None
 
     def __call__(self) -> XGBForecaster:
@@ -40,7 +47,7 @@ class XGBoostFactory:
                 raise RuntimeError("the first XGBoost model must be fitted before the next")
             rounds = self.first.booster_.num_boosted_rounds()
             config = config.model_copy(update={"rounds": rounds})
-        model = XGBForecaster(config, self.features, holidays=self.holidays)
+        model = XGBForecaster(config, self.features, horizon=self.horizon, holidays=self.holidays)
         if self.first is None:
             self.first = model
         return model
@@ -69,9 +76,10 @@ def model_factories(
     if side_by_side:
         threads = max(1, xgb_config.nthread - settings.lstm.num_threads)
         xgb_config = xgb_config.model_copy(update={"nthread": threads})
+    horizon = settings.forecast.horizon
     return ModelFactories(
-        XGBoostFactory(xgb_config, settings.features, holidays),
-        partial(LSTMForecaster, settings.lstm),
+        XGBoostFactory(xgb_config, settings.features, holidays, horizon=horizon),
+        partial(LSTMForecaster, settings.lstm, horizon=horizon),
     )
 
 

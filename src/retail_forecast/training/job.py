@@ -20,9 +20,10 @@ publishes ``<SM_MODEL_DIR>/<version>/`` (the model's files, ``history.parquet``,
 
 Hyperparameters arrive as ``--<field> value`` for every scalar field of the model's config
 section (booleans as "true"/"false", JSON-quoted strings and "null" accepted); unknown
-arguments (``--sagemaker_program``, ...) are logged and ignored. On failure the message goes to
-``/opt/ml/output/failure`` when ``/opt/ml/output`` exists (``RF_SM_FAILURE_FILE`` overrides the
-path) and the process exits 1.
+arguments (``--sagemaker_program``, ...) are logged and ignored. ``--horizon`` (else the
+settings' ``forecast.horizon``) sets the forecast horizon the bundle records. On failure the
+message goes to ``/opt/ml/output/failure`` when ``/opt/ml/output`` exists
+(``RF_SM_FAILURE_FILE`` overrides the path) and the process exits 1.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ from pydantic import BaseModel, ValidationError
 
 from retail_forecast.artifacts import BundleWriter
 from retail_forecast.bundle_contents import serving_metadata, write_history_tail
-from retail_forecast.config import DataConfig, Settings
+from retail_forecast.config import DataConfig, ForecastConfig, Settings
 from retail_forecast.data_processing.dataset import BuiltDataset, build_dataset
 from retail_forecast.errors import ArtifactError, ConfigError, DataValidationError
-from retail_forecast.schema import DATE, HORIZON, TARGET
+from retail_forecast.schema import DATE, TARGET
 from retail_forecast.training.metrics import rmsle
 from retail_forecast.utils.io import write_json_atomic
 from retail_forecast.utils.log import configure_logging
@@ -118,6 +119,7 @@ def parse_args(
     parser.add_argument("--data-dir", "--data_dir", dest="data_dir")
     parser.add_argument("--validation-dir", "--validation_dir", dest="validation_dir")
     parser.add_argument("--model-dir", "--model_dir", dest="model_dir")
+    parser.add_argument("--horizon", dest="horizon")
     names = scalar_fields(section)
     for name in names:
         parser.add_argument(f"--{name}", dest=f"hp_{name}")
@@ -133,6 +135,16 @@ def parse_args(
     return merged, known
 
 
+def job_horizon(known: argparse.Namespace, settings: Settings) -> int:
+    """``--horizon`` when given, else the settings' ``forecast.horizon`` (validated alike)."""
+    if known.horizon is None:
+        return settings.forecast.horizon
+    try:
+        return ForecastConfig(horizon=_decode(known.horizon)).horizon
+    except ValidationError as exc:
+        raise ConfigError(f"invalid --horizon {known.horizon!r}: {exc}") from None
+
+
 def write_failure(job: JobSettings, message: str) -> bool:
     """Write SageMaker's failure reason when the output directory exists."""
     if not job.failure_file.parent.is_dir():
@@ -145,12 +157,14 @@ def score_validation(
     predict: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame],
     history: pd.DataFrame,
     validation: BuiltDataset,
+    *,
+    horizon: int,
 ) -> dict[str, Any]:
-    """RMSLE over the validation channel's days ``origin+1 .. origin+HORIZON``."""
+    """RMSLE over the validation channel's days ``origin+1 .. origin+horizon``."""
     origin = history[DATE].max()
     later = validation.sales[
         (validation.sales[DATE] > origin)
-        & (validation.sales[DATE] <= origin + pd.Timedelta(days=HORIZON))
+        & (validation.sales[DATE] <= origin + pd.Timedelta(days=horizon))
     ].reset_index(drop=True)
     if later.empty:
         raise DataValidationError(f"validation data has no days after {origin.date()}")
@@ -174,6 +188,7 @@ def publish(
     dataset: BuiltDataset,
     *,
     model_type: str,
+    horizon: int,
     save: Callable[[Path], list[Path]],
     metadata: Mapping[str, Any],
     config: Mapping[str, Any],
@@ -181,7 +196,12 @@ def publish(
 ) -> JobResult:
     """Write the model's files, the history tail and the manifest under ``job.model_dir``."""
     sales = dataset.sales
-    meta = {"model_type": model_type, **serving_metadata(sales), "metrics": metrics, **metadata}
+    meta = {
+        "model_type": model_type,
+        **serving_metadata(sales, horizon),
+        "metrics": metrics,
+        **metadata,
+    }
     with BundleWriter(
         job.model_dir,
         fingerprint=dataset.fingerprint,
@@ -233,9 +253,11 @@ def job_from_args(model: str, known: argparse.Namespace, settings: Settings) -> 
     )
 
 
-def load_data(job: JobSettings, data: DataConfig) -> tuple[BuiltDataset, BuiltDataset | None]:
+def load_data(
+    job: JobSettings, data: DataConfig, *, horizon: int
+) -> tuple[BuiltDataset, BuiltDataset | None]:
     """Read the train and the optional validation channel through ``build_dataset``."""
     logger.info("reading train=%s validation=%s", job.train_dir, job.validation_dir)
-    train = build_dataset(job.train_dir, data)
-    valid = build_dataset(job.validation_dir, data) if job.validation_dir else None
+    train = build_dataset(job.train_dir, data, horizon=horizon)
+    valid = build_dataset(job.validation_dir, data, horizon=horizon) if job.validation_dir else None
     return train, valid

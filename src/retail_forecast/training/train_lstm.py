@@ -17,6 +17,7 @@ from retail_forecast.models.lstm import LSTMForecaster
 from retail_forecast.training.job import (
     JobResult,
     job_from_args,
+    job_horizon,
     load_data,
     parse_args,
     publish,
@@ -33,18 +34,20 @@ def train(settings: Settings, argv: Sequence[str] | None = None) -> JobResult:
     """Fit LSTMForecaster on the train channel, score the validation channel, publish."""
     config, known = parse_args(LSTMConfig, settings.lstm, argv)
     job = job_from_args(MODEL, known, settings)
-    dataset, validation = load_data(job, settings.data)
-    model = LSTMForecaster(config).fit(dataset.sales)
+    horizon = job_horizon(known, settings)
+    dataset, validation = load_data(job, settings.data, horizon=horizon)
+    model = LSTMForecaster(config, horizon=horizon).fit(dataset.sales)
     metrics: dict[str, object] = {
         "best_epoch": getattr(model, "best_epoch_", None),
         "val_rmsle": getattr(model, "val_rmsle_", None),
     }
     if validation is not None:
-        metrics.update(score_validation(model.predict, dataset.sales, validation))
+        metrics.update(score_validation(model.predict, dataset.sales, validation, horizon=horizon))
     return publish(
         job,
         dataset,
         model_type=MODEL,
+        horizon=horizon,
         save=model.save,
         metadata={},
         config={MODEL: config.model_dump(mode="json")},

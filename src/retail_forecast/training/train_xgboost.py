@@ -17,6 +17,7 @@ from retail_forecast.models.xgboost import XGBForecaster
 from retail_forecast.training.job import (
     JobResult,
     job_from_args,
+    job_horizon,
     load_data,
     parse_args,
     publish,
@@ -33,20 +34,24 @@ def train(settings: Settings, argv: Sequence[str] | None = None) -> JobResult:
     """Fit XGBForecaster on the train channel, score the validation channel, publish."""
     config, known = parse_args(XGBoostConfig, settings.xgboost, argv)
     job = job_from_args(MODEL, known, settings)
-    dataset, validation = load_data(job, settings.data)
-    model = XGBForecaster(config, settings.features, holidays=dataset.holidays).fit(dataset.sales)
+    horizon = job_horizon(known, settings)
+    dataset, validation = load_data(job, settings.data, horizon=horizon)
+    model = XGBForecaster(
+        config, settings.features, horizon=horizon, holidays=dataset.holidays
+    ).fit(dataset.sales)
     metrics: dict[str, object] = {
         "best_rounds": model.booster_.num_boosted_rounds(),
         "train_rows": model.n_train_rows_,
         "fit_seconds": round(model.fit_seconds_, 2),
     }
     if validation is not None:
-        metrics.update(score_validation(model.predict, dataset.sales, validation))
+        metrics.update(score_validation(model.predict, dataset.sales, validation, horizon=horizon))
     sections = {"features": settings.features.model_dump(mode="json")}
     return publish(
         job,
         dataset,
         model_type=MODEL,
+        horizon=horizon,
         save=model.save,
         metadata={
             "feature_names": model.builder_.feature_names,

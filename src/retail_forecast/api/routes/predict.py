@@ -19,7 +19,7 @@ router = APIRouter(tags=["forecast"])
     response_model=PredictResponse,
     responses=error_responses(),
     openapi_extra=json_body("PredictRequest"),
-    summary="Forecast daily sales for rows of the 16-day window",
+    summary="Forecast daily sales for rows of the forecast window (the bundle's horizon)",
 )
 async def predict(request: Request, state: StateDep) -> Response:
     """Validate every row, forecast them in request order; 25 December is closed (sales 0).
