@@ -19,6 +19,36 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ColumnMapping(Section):
+    """``[data.columns]``: the sales files' own column names (data_processing/mapping.py).
+
+    A key left out means the Kaggle name. Without ``item`` and without a ``family`` column the
+    panel has one level (every store is one series, family "ALL"); without ``promotion`` and no
+    ``onpromotion`` column, promotion is 0.
+    """
+
+    date: str | None = None
+    date_format: str | None = None  # strptime format when dates are not ISO, e.g. "%d.%m.%Y"
+    store: str | None = None  # integer store ids -> store_nbr
+    item: str | None = None  # second key level (text) -> family
+    sales: str | None = None  # the target
+    promotion: str | None = None  # known-future: promotion flag or count -> onpromotion
+    open: str | None = None  # known-future: 1 open / 0 closed -> open
+
+
+class FileMapping(Section):
+    """``[data.files]``: file names (or globs) in the data directory; None: the Kaggle name."""
+
+    sales: str | None = None  # e.g. "sales.csv" or "sales_*.csv" (CSV or parquet)
+    future: str | None = None  # the forecast days' covariates (as test.csv); optional
+    stores: str | None = None  # absent under a mapping: built from the sales file's stores
+    holidays: str | None = None  # Kaggle holidays_events layout; optional
+
+
+def _unmapped(value: BaseModel) -> bool:
+    return not any(value.model_dump().values())
+
+
 class DataConfig(Section):
     data_dir: str = "data/default"
     processed_dir: Path = Path("data/processed")
@@ -26,6 +56,10 @@ class DataConfig(Section):
     max_quarantine_share: float = Field(default=0.001, ge=0.0, le=1.0)
     # promise 21: any duplicate-key or unknown-store row fails the run (after quarantine).
     fail_on_key_rules: bool = True
+    # A user layout (README "Bring your own data"); left out of the dump when empty, so the
+    # Kaggle layout's import run ids stay what they were (promise 23)
+    columns: ColumnMapping = Field(default=ColumnMapping(), exclude_if=_unmapped)
+    files: FileMapping = Field(default=FileMapping(), exclude_if=_unmapped)
 
 
 Days = Annotated[int, Field(ge=1)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -183,8 +184,11 @@ def _repair_encoding(data: bytes) -> tuple[bytes, dict[int, str]]:
     return b"\n".join(lines), bad
 
 
-def read_csv_text(path: Path, spec: FileSpec) -> RawTable:
-    """Read a CSV with every column as text; ragged and non-UTF-8 rows are kept apart."""
+def read_csv_text(path: Path, spec: FileSpec, rename: Mapping[str, str] | None = None) -> RawTable:
+    """Read a CSV with every column as text; ragged and non-UTF-8 rows are kept apart.
+
+    ``rename``: the file's header name -> canonical name (a user layout, mapping.py).
+    """
     data = path.read_bytes()
     data = data.removeprefix(_BOM)
     if not data.endswith(b"\n"):
@@ -192,6 +196,8 @@ def read_csv_text(path: Path, spec: FileSpec) -> RawTable:
     data, bad_lines = _repair_encoding(data)
     first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     header = [name.strip() for name in next(csv.reader([first]), [])]
+    if rename:
+        header = [rename.get(name, name) for name in header]
     columns = _present_columns(header, spec, path.name)
     invalid: list[tuple[int, str]] = []
 

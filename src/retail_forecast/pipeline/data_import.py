@@ -20,6 +20,7 @@ from retail_forecast.config import DataConfig
 from retail_forecast.data_processing.clean import fingerprint
 from retail_forecast.data_processing.dataset import SIDE_TABLES, BuiltDataset, build_dataset
 from retail_forecast.data_processing.ingest import SPECS, resolve_data_dir
+from retail_forecast.data_processing.mapping import input_paths, is_mapped
 from retail_forecast.errors import DataValidationError, MissingInputError
 from retail_forecast.schema import CANONICAL_COLUMNS
 from retail_forecast.utils.io import (
@@ -36,8 +37,10 @@ SUMMARY_FILE: Final = "summary.json"
 QUARANTINE_FILE: Final = "quarantine.csv"
 
 
-def input_files(data_dir: Path) -> list[Path]:
+def input_files(data_dir: Path, config: DataConfig | None = None) -> list[Path]:
     """List the files an import reads, in a stable order."""
+    if config is not None and is_mapped(config):
+        return input_paths(data_dir, config)
     found = [data_dir / spec.filename for spec in SPECS.values()]
     found = [p for p in found if p.exists()]
     if not (data_dir / SPECS["train"].filename).exists():
@@ -48,7 +51,7 @@ def input_files(data_dir: Path) -> list[Path]:
 def run_id_for(data_dir: Path, config: DataConfig) -> str:
     """sha256(config ‖ input-file hashes ‖ code version)[:16] (promise 23, docs/RELIABILITY.md)."""
     digest = hashlib.sha256(config.model_dump_json().encode("utf-8"))
-    for path in input_files(data_dir):
+    for path in input_files(data_dir, config):
         digest.update(f"{path.relative_to(data_dir)}:{sha256_file(path)}\n".encode())
     digest.update(__version__.encode("utf-8"))
     return digest.hexdigest()[:16]
