@@ -46,3 +46,27 @@ def is_closed_date(day: dt.date | np.datetime64) -> bool:
     """
     date = day.astype("datetime64[D]").item() if isinstance(day, np.datetime64) else day
     return bool(date.month == _MONTH and date.day == _DAY)
+
+
+def closed_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Flag the closed rows of a frame of (store, day) rows: the date rule or its own flag.
+
+    A data set's own closures (an ``open`` 0 row, a Closed holiday for the store's scope) are
+    carried as an ``is_closed`` column (schema.IS_CLOSED); a frame without one has the rule only.
+    """
+    closed = is_closed_day(frame["date"].to_numpy())
+    if "is_closed" in frame.columns:
+        closed |= frame["is_closed"].to_numpy(dtype=np.bool_)
+    return closed
+
+
+def data_closures(
+    closed: npt.NDArray[np.bool_], dates: pd.DatetimeIndex | npt.NDArray[np.datetime64]
+) -> npt.NDArray[np.bool_]:
+    """Return the closed cells of a (series, day) mask that the date rule does not explain.
+
+    Features carry the last open day's demand over these (a closure is not a demand of 0); the
+    rule's own days keep the sales 0 they always had, so a panel without closures of its own
+    (the default, Favorita) has exactly the features it had before.
+    """
+    return np.asarray(closed & ~is_closed_day(np.asarray(dates))[None, :], dtype=np.bool_)

@@ -3,9 +3,13 @@
 Filling rules (every series gets every day from the first to the last date of the data):
 - a missing closed day (:mod:`retail_forecast.closed_days`: 25 December, when the stores are
   closed and the Kaggle file has no rows) becomes ``sales 0, onpromotion 0, is_closed True``;
+- a day the data set closes itself (a row with ``open`` 0, or a ``Closed`` row of the holidays
+  table for the store's scope: :func:`~retail_forecast.data_processing.panel_shape.closed_matrix`)
+  is ``is_closed True`` whether its row is there or not (an absent one gets sales 0);
 - any other missing day (a series that starts late, a quarantined row) becomes
   ``sales 0, onpromotion 0, is_closed False``, since in this data an absent row means no sales.
   Their count is reported (``filled_open_rows``) so a large number is visible.
+Without an ``open`` column and Closed holidays rows the frame is the one of the date rule alone.
 A series is a (store_nbr, family) pair with at least one valid row.
 """
 
@@ -21,6 +25,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.closed_days import is_closed_day
+from retail_forecast.data_processing.panel_shape import OPEN, closed_matrix
 from retail_forecast.schema import (
     CANONICAL_COLUMNS,
     DATE,
@@ -59,8 +64,16 @@ def empty_canonical(families: Sequence[str]) -> pd.DataFrame:
     )
 
 
-def complete_panel(rows: pd.DataFrame) -> tuple[pd.DataFrame, PanelStats]:
-    """Turn valid, de-duplicated train rows into the canonical sales frame (schema.py)."""
+def complete_panel(
+    rows: pd.DataFrame,
+    *,
+    holidays: pd.DataFrame | None = None,
+    stores: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, PanelStats]:
+    """Turn valid, de-duplicated train rows into the canonical sales frame (schema.py).
+
+    ``holidays`` and ``stores`` (the Kaggle tables) scope the holidays' Closed rows.
+    """
     family = rows[FAMILY].cat
     categories = [str(c) for c in family.categories]
     if categories != sorted(categories):
@@ -88,10 +101,15 @@ def complete_panel(rows: pd.DataFrame) -> tuple[pd.DataFrame, PanelStats]:
     days = np.arange(first, last + 1, dtype=np.int64).astype("datetime64[D]")
     closed_rows = np.tile(is_closed_day(days), len(series))
     is_closed = ~observed & closed_rows
+    store_of = series // n_fam + store_min
+    own = _own_closures(rows, pos, size, store_of, (first, n_days), holidays, stores)
+    if own is not None:
+        is_closed |= own
+        closed_rows |= own
     frame = pd.DataFrame(
         {
             DATE: np.tile(days.astype("datetime64[ns]"), len(series)),
-            STORE: np.repeat(series // n_fam + store_min, n_days).astype(np.int64),
+            STORE: np.repeat(store_of, n_days).astype(np.int64),
             FAMILY: pd.Categorical.from_codes(
                 np.repeat(series % n_fam, n_days).astype(np.int32),
                 categories=pd.Index(categories, dtype=object),
@@ -106,10 +124,60 @@ def complete_panel(rows: pd.DataFrame) -> tuple[pd.DataFrame, PanelStats]:
     stats = PanelStats(
         series=len(series),
         days=n_days,
-        filled_closed_rows=int(is_closed.sum()),
+        filled_closed_rows=int((~observed & is_closed).sum()),
         filled_open_rows=int((~observed & ~closed_rows).sum()),
     )
     return frame, stats
+
+
+def _own_closures(
+    rows: pd.DataFrame,
+    pos: npt.NDArray[np.int64],
+    size: int,
+    store_of: npt.NDArray[np.int64],
+    span: tuple[int, int],
+    holidays: pd.DataFrame | None,
+    stores: pd.DataFrame | None,
+) -> npt.NDArray[np.bool_] | None:
+    """Return the data set's own closed cells (series-major, like the panel) or None.
+
+    None keeps the frame of a data set without closures of its own exactly as it was.
+    """
+    first, n_days = span
+    own: npt.NDArray[np.bool_] | None = None
+    if OPEN in rows.columns:
+        own = np.zeros(size, dtype=bool)
+        own[pos] = rows[OPEN].to_numpy() == 0
+    shut = closed_matrix(store_of, first, n_days, holidays=holidays, store_table=stores)
+    days = np.arange(first, first + n_days, dtype=np.int64).astype("datetime64[D]")
+    shut &= ~is_closed_day(days)[None, :]  # the rule's days are the rule's (missing rows only)
+    if shut.any():
+        own = shut.reshape(-1) if own is None else own | shut.reshape(-1)
+    return own
+
+
+def mark_future_closures(
+    test: pd.DataFrame, *, holidays: pd.DataFrame | None, stores: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Add ``is_closed`` to the rows to forecast when the data closes some of them itself.
+
+    An ``open`` 0 row or a Closed holidays row for the store's scope closes it; a test table
+    with neither is returned as it is (the models then apply the date rule alone).
+    """
+    if len(test) == 0:
+        return test
+    day = test[DATE].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    first = int(day.min())
+    store = test[STORE].to_numpy(dtype=np.int64)
+    shut = closed_matrix(
+        store, first, int(day.max()) - first + 1, holidays=holidays, store_table=stores
+    )
+    closed = shut[np.arange(len(test)), day - first] & ~is_closed_day(test[DATE].to_numpy())
+    if OPEN in test.columns:
+        closed |= test[OPEN].to_numpy() == 0
+    elif not closed.any():
+        return test
+    return test.assign(**{IS_CLOSED: closed})
 
 
 def _sort_arrays(frame: pd.DataFrame, columns: Sequence[str]) -> list[npt.NDArray[np.generic]]:

@@ -16,14 +16,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.config import DataConfig, ForecastConfig
-from retail_forecast.data_processing.clean import complete_panel, fingerprint
-from retail_forecast.data_processing.ingest import (
-    SPECS,
-    RawTable,
-    empty_quarantine,
-    read_table,
-    resolve_data_dir,
+from retail_forecast.data_processing.clean import (
+    complete_panel,
+    fingerprint,
+    mark_future_closures,
 )
+from retail_forecast.data_processing.ingest import RawTable, empty_quarantine, resolve_data_dir
+from retail_forecast.data_processing.mapping import read_tables
 from retail_forecast.data_processing.panel_shape import (
     SeriesDays,
     closed_matrix,
@@ -46,7 +45,7 @@ from retail_forecast.data_processing.validate import (
 )
 from retail_forecast.data_processing.validation_report import closure_text, gap_text
 from retail_forecast.errors import DataValidationError, MissingInputError
-from retail_forecast.schema import DATE, FAMILY, ID, PROMO, STORE
+from retail_forecast.schema import DATE, FAMILY, ID, IS_CLOSED, PROMO, STORE
 
 SIDE_TABLES: Final = ("stores", "oil", "holidays", "transactions")
 
@@ -177,14 +176,16 @@ def build_dataset(
     directory = resolve_data_dir(data_dir)
     if not directory.is_dir():
         raise MissingInputError(f"data directory {directory} not found")
-    raws = {name: read_table(directory, spec) for name, spec in SPECS.items()}
+    raws = read_tables(directory, config)  # the Kaggle layout, or a profile's mapping
     if horizon is None:
         horizon = ForecastConfig().horizon
     frames, quarantine, report = validate_tables(raws, config, horizon=horizon)
     panel = series_days(frames["train"])
     require_daily(panel)  # before complete_panel: a weekly panel is never expanded
     _shape_report(panel, frames, report)
-    sales, stats = complete_panel(frames["train"])
+    sales, stats = complete_panel(
+        frames["train"], holidays=frames.get("holidays"), stores=frames.get("stores")
+    )
     report.series, report.panel_rows = stats.series, len(sales)
     report.filled_closed_rows, report.filled_open_rows = (
         stats.filled_closed_rows,
@@ -200,7 +201,10 @@ def build_dataset(
         raise DataValidationError("data unusable: " + "; ".join(report.errors))
     test = frames.get("test")
     if test is not None:
-        test = test[[c for c in (ID, DATE, STORE, FAMILY, PROMO) if c in test.columns]]
+        test = mark_future_closures(
+            test, holidays=frames.get("holidays"), stores=frames.get("stores")
+        )
+        test = test[[c for c in (ID, DATE, STORE, FAMILY, PROMO, IS_CLOSED) if c in test.columns]]
     return BuiltDataset(
         sales=sales,
         test=test,

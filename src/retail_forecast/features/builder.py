@@ -8,8 +8,9 @@ sales array; onpromotion and the calendar of day t are known in advance.
 
 Training calls :meth:`FeatureBuilder.panel_features` (all days at once); the recursion calls
 :meth:`FeatureBuilder.day_features` (one day for all series) on a window whose last filled
-column is the previous day. Both run the same element-wise arithmetic in the same order, so
-their values are bit-identical (tested).
+column is the previous day. A day the data set closes itself carries the last open day's
+demand in that array (:func:`carry_over_closures`), not a sales 0. Both run the same
+element-wise arithmetic in the same order, so their values are bit-identical (tested).
 
 Which columns: a :class:`FeatureSpec`, the data of a ``FeatureConfig`` (lags, rolling means,
 seasonal means, date features), recorded in the bundle; config.py holds the defaults and the
@@ -27,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import ValidationError
 
+from retail_forecast.closed_days import data_closures
 from retail_forecast.config import FEATURE_PRESETS, FeatureConfig
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.calendar import calendar_columns, extra_calendar_columns
@@ -188,11 +190,29 @@ def panel_from_frame(frame: pd.DataFrame) -> Panel:
     return Panel(
         keys=keys,
         dates=dates,
-        log_sales=np.log1p(sales),
+        log_sales=carry_over_closures(np.log1p(sales), data_closures(closed, dates.to_numpy())),
         promo=frame[PROMO].to_numpy(dtype=np.float64).reshape(n_series, n_days),
         closed=closed,
         sales=sales,
     )
+
+
+def carry_over_closures(log_sales: FloatArray, closed: npt.NDArray[np.bool_]) -> FloatArray:
+    """Give each closed cell the last open day's value of its series (in place; returned).
+
+    A closure is not a day of zero demand: lags and rolling means read the demand before it
+    (Monday's lag 1 after a closed Sunday is Saturday's). A series closed from its first day
+    keeps its 0 until it opens. Serving's recursion carries a future closure the same way.
+    """
+    if not closed.any():
+        return log_sales
+    n_days = log_sales.shape[1]
+    last_open = np.where(closed, 0, np.arange(n_days)[None, :])
+    np.maximum.accumulate(last_open, axis=1, out=last_open)
+    rows = np.arange(log_sales.shape[0])[:, None]
+    filled = log_sales[rows, last_open]
+    log_sales[closed] = filled[closed]
+    return log_sales
 
 
 def _is_sorted(frame: pd.DataFrame) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.closed_days import is_closed_day
+from retail_forecast.closed_days import closed_rows
 from retail_forecast.errors import ArtifactError, DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import panel_from_frame
 from retail_forecast.schema import DATE, FAMILY, STORE, TARGET
@@ -24,7 +24,8 @@ class BaselineForecaster:
     """Forecast each series from its own recent sales; no training beyond remembering nothing.
 
     ``kind`` is one of ``zero``, ``last_value``, ``mean`` (of the last ``window`` days) and
-    ``seasonal_naive`` (the value one ``season`` earlier, repeated). Closed days forecast 0.
+    ``seasonal_naive`` (the value one ``season`` earlier, repeated). Closed days forecast 0;
+    a day the data set closed itself counts as the last open day's sales, not as a 0.
     """
 
     KINDS: ClassVar[tuple[str, ...]] = ("zero", "last_value", "mean", "seasonal_naive")
@@ -53,8 +54,10 @@ class BaselineForecaster:
         if (idx < 0).any():
             raise UnknownSeriesError("future holds a series without history")
         steps = (pd.DatetimeIndex(future[DATE]) - origin).days.to_numpy()
+        # panel.log_sales carries the last open day over the data set's own closures: a seasonal
+        # naive of the day after a closed week day is that week day's last demand, not a 0
         values = self._values(np.expm1(panel.log_sales), idx, steps)
-        values[is_closed_day(future[DATE].to_numpy())] = 0.0
+        values[closed_rows(future)] = 0.0
         out = future.copy()
         out[TARGET] = np.clip(values, 0.0, None)
         return out

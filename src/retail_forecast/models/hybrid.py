@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.closed_days import is_closed_day
+from retail_forecast.closed_days import closed_rows
 from retail_forecast.errors import ArtifactError
 from retail_forecast.features.builder import Panel, panel_from_frame
 from retail_forecast.features.keys import family_names, series_keys
@@ -95,7 +95,7 @@ class HybridForecaster:
         sales = np.clip(np.expm1(log_sales), 0.0, None)  # capped: never inf (models/lstm.py)
         labels = self.weights.labels_for(weight)
         dead = dead_series_mask(history, future, days=self.xgboost.config.dead_series_days)
-        closed = is_closed_day(future[DATE].to_numpy())
+        closed = closed_rows(future)
         sales[dead | closed] = 0.0
         labels[dead] = "zero_rule"
         return sales, labels

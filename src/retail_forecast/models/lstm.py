@@ -50,7 +50,7 @@ from retail_forecast.models.lstm_net import (
     write_weights,
 )
 from retail_forecast.models.lstm_training import WindowBatches, train_net
-from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 from retail_forecast.utils.io import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -202,9 +202,10 @@ class LSTMForecaster:
         promo = np.zeros((panel.n_series, horizon))
         promo[rows, step] = future[PROMO].to_numpy(dtype=np.float64)
         days = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon, freq="D")
-        x_fut = future_array(
-            promo, calendar=calendar_array(days)[None], closed=is_closed_day(days)[None]
-        )
+        closed = np.broadcast_to(is_closed_day(days)[None], promo.shape).copy()
+        if IS_CLOSED in future.columns:  # the data set's own closures, as in training
+            closed[rows, step] |= future[IS_CLOSED].to_numpy(dtype=np.bool_)
+        x_fut = future_array(promo, calendar=calendar_array(days)[None], closed=closed)
         last = np.full(panel.n_series, panel.n_days - 1)
         z = self._scaled(panel)
         x_enc = encoder_array(

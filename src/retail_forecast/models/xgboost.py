@@ -2,8 +2,9 @@
 
 Training rows are every (series, day) of the history with all lags known (or of its last
 ``train_days`` days, or from ``train_start``: a data set's profile),
-minus closed days (Dec 25) and, by default, the days before a series' first sale (store not
-open yet). The last ``valid_days`` days before the origin are the early-stopping slice.
+minus closed days (Dec 25, and the data set's own closures) and, by default, the days before a
+series' first sale (store not open yet). The last ``valid_days`` days before the origin are the
+early-stopping slice.
 
 Forecasts are recursive: day h's prediction (log1p) is written into the history window and
 feeds day h+1's lags and rolling means; each of the 16 steps is one call of a ``TreePredictor``
@@ -27,7 +28,7 @@ import pandas as pd
 import xgboost as xgb
 
 from retail_forecast.bundle_contents import recorded_horizon
-from retail_forecast.closed_days import is_closed_date, is_closed_day
+from retail_forecast.closed_days import closed_rows, is_closed_date
 from retail_forecast.config import FeatureConfig, XGBoostConfig
 from retail_forecast.errors import (
     ArtifactError,
@@ -39,7 +40,7 @@ from retail_forecast.features.builder import FeatureBuilder, FeatureSpec, Panel,
 from retail_forecast.features.calendar import days_after, national_holiday_dates
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.tree_predictor import TreePredictor, tree_predictor
-from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 from retail_forecast.utils.io import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -220,14 +221,18 @@ class XGBForecaster:
             )
         keys = panel.keys.iloc[series].reset_index(drop=True)
         promo = _promo_matrix(row_series, future, steps, n_series=len(series))
-        log_pred = self.forecast_log(panel, series, keys=keys, promo=promo)
+        shut = None
+        if IS_CLOSED in future.columns:  # the data set's own future closures
+            shut = np.zeros(promo.shape, dtype=np.bool_)
+            shut[row_series, steps - 1] = future[IS_CLOSED].to_numpy(dtype=np.bool_)
+        log_pred = self.forecast_log(panel, series, keys=keys, promo=promo, closed=shut)
         dead = self.dead_series(panel, series)
         self.n_dead_zeroed_ = int(dead.sum())
         if self.n_dead_zeroed_:
             logger.debug("dead-series rule zeroed %d of %d series", self.n_dead_zeroed_, len(dead))
         values = np.expm1(log_pred[row_series, steps - 1])
         values[dead[row_series]] = 0.0
-        values[is_closed_day(future[DATE].to_numpy())] = 0.0
+        values[closed_rows(future)] = 0.0
         return np.clip(values, 0.0, None)
 
     def forecast_log(
@@ -237,10 +242,13 @@ class XGBForecaster:
         *,
         keys: pd.DataFrame,
         promo: FloatArray,
+        closed: npt.NDArray[np.bool_] | None = None,
     ) -> FloatArray:
         """Recursive log1p forecasts (series x horizon day) for ``panel`` rows ``series``.
 
-        ``promo`` is the onpromotion of each series on each horizon day (``[series, days]``).
+        ``promo`` is the onpromotion of each series on each horizon day (``[series, days]``);
+        ``closed`` flags the data set's own closures there: their cell carries the day before's
+        value into the next days' features, as the history does (features/builder.py).
         """
         builder, _ = self._fitted()
         lookback = builder.spec.lookback
@@ -254,6 +262,9 @@ class XGBForecaster:
             day = lookback + h - 1
             x = builder.day_features(window, day=day, date=date, promo=promo[:, h - 1], codes=codes)
             window[:, day] = 0.0 if is_closed_date(date) else self._predict_rows(x)
+            if closed is not None and closed[:, h - 1].any():
+                shut = closed[:, h - 1]
+                window[shut, day] = window[shut, day - 1]
         return window[:, lookback:]
 
     def prepare_serving(self, *, batch_threads: int = 1) -> None:
