@@ -102,3 +102,22 @@ def test_p37_baselines_forecast_0_on_closures_and_skip_them(sundays: BuiltDatase
     expected = np.repeat(saturday[TARGET].to_numpy(), 6)  # series-major, like ``week``
     assert (expected > 0).any()
     np.testing.assert_allclose(out[TARGET].to_numpy(), expected, rtol=1e-12)
+
+
+def test_p37_backtest_forecasts_known_closures_as_0(sundays: BuiltDataset) -> None:
+    """The backtest's future rows carry the closures known in advance, as test.csv does."""
+    from functools import partial
+
+    from retail_forecast.config import FeatureConfig
+    from retail_forecast.training.backtest import run_backtest
+
+    factory = partial(
+        XGBForecaster, XGBoostConfig(rounds=5, nthread=1), FeatureConfig(), horizon=16
+    )
+    result = run_backtest(sundays.sales, {"xgboost": factory}, folds=1, horizon=16)
+    rows = result.predictions
+    sunday = _sunday(rows[DATE])
+    assert sunday.any()
+    for name in ["xgboost", "seasonal_naive", "mean_14", "last_value"]:
+        assert (rows.loc[sunday, name] == 0.0).all(), name
+        assert (rows.loc[~sunday, name] > 0.0).any(), name
