@@ -10,43 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from retail_forecast.errors import ConfigError
-from retail_forecast.settings_profile import ACTIVE_PROFILE, ProfileSource
+from retail_forecast.settings_profile import (
+    ACTIVE_PROFILE,
+    ColumnMapping,
+    FileMapping,
+    ProfileSource,
+    unmapped,
+)
 
 
 class Section(BaseModel):
     """A frozen settings section handed to library code."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ColumnMapping(Section):
-    """``[data.columns]``: the sales files' own column names (data_processing/mapping.py).
-
-    A key left out means the Kaggle name. Without ``item`` and without a ``family`` column the
-    panel has one level (every store is one series, family "ALL"); without ``promotion`` and no
-    ``onpromotion`` column, promotion is 0.
-    """
-
-    date: str | None = None
-    date_format: str | None = None  # strptime format when dates are not ISO, e.g. "%d.%m.%Y"
-    store: str | None = None  # integer store ids -> store_nbr
-    item: str | None = None  # second key level (text) -> family
-    sales: str | None = None  # the target
-    promotion: str | None = None  # known-future: promotion flag or count -> onpromotion
-    open: str | None = None  # known-future: 1 open / 0 closed -> open
-
-
-class FileMapping(Section):
-    """``[data.files]``: file names (or globs) in the data directory; None: the Kaggle name."""
-
-    sales: str | None = None  # e.g. "sales.csv" or "sales_*.csv" (CSV or parquet)
-    future: str | None = None  # the forecast days' covariates (as test.csv); optional
-    stores: str | None = None  # absent under a mapping: built from the sales file's stores
-    holidays: str | None = None  # Kaggle holidays_events layout; optional
-
-
-def _unmapped(value: BaseModel) -> bool:
-    return not any(value.model_dump().values())
 
 
 class DataConfig(Section):
@@ -58,8 +34,8 @@ class DataConfig(Section):
     fail_on_key_rules: bool = True
     # A user layout (README "Bring your own data"); left out of the dump when empty, so the
     # Kaggle layout's import run ids stay what they were (promise 23)
-    columns: ColumnMapping = Field(default=ColumnMapping(), exclude_if=_unmapped)
-    files: FileMapping = Field(default=FileMapping(), exclude_if=_unmapped)
+    columns: ColumnMapping = Field(default=ColumnMapping(), exclude_if=unmapped)
+    files: FileMapping = Field(default=FileMapping(), exclude_if=unmapped)
 
 
 Days = Annotated[int, Field(ge=1)]
@@ -114,8 +90,7 @@ FEATURE_PRESETS: dict[str, FeatureConfig] = {
 
 
 class XGBoostConfig(Section):
-    # eta 0.1 + early_stop_once: 0.3851 mean RMSLE, full-data train 6:51; eta 0.05, early stopping
-    # in every fit and 12 LSTM epochs: 0.3837, 20:03 (bench/RESULTS.md, train_full)
+    # eta 0.1 + early_stop_once: the 10-minute train budget (bench/RESULTS.md, train_full)
     n_estimators: int = Field(default=2000, ge=1)  # early stopping ends at ~200-450
     learning_rate: float = Field(default=0.1, gt=0)
     max_depth: int = Field(default=8, ge=1)

@@ -1,4 +1,4 @@
-"""A data set's TOML profile: where it is found, and the settings source that reads it strictly.
+"""A data set's TOML profile: where it is found, the source that reads it strictly, its mappings.
 
 A profile holds a data set's facts (Favorita's earthquake, its training start) so that no code
 default carries them. ``--config PATH`` or a shipped name (``profiles/<name>.toml``) selects
@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from pydantic_settings import BaseSettings, TomlConfigSettingsSource
 
 from retail_forecast.errors import ConfigError
@@ -78,3 +78,40 @@ def check_keys(data: dict[str, Any], model: type[BaseModel], where: str, prefix:
         is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         if isinstance(value, dict) and is_section:
             check_keys(value, annotation, where, f"{prefix}{key}.")  # type: ignore[arg-type]
+
+
+class _Mapping(BaseModel):
+    """A frozen profile section that maps the user's own layout (config.Section's rules)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnMapping(_Mapping):
+    """``[data.columns]``: the sales files' own column names (data_processing/mapping.py).
+
+    A key left out means the Kaggle name. Without ``item`` and without a ``family`` column the
+    panel has one level (every store is one series, family "ALL"); without ``promotion`` and no
+    ``onpromotion`` column, promotion is 0.
+    """
+
+    date: str | None = None
+    date_format: str | None = None  # strptime format when dates are not ISO, e.g. "%d.%m.%Y"
+    store: str | None = None  # integer store ids -> store_nbr
+    item: str | None = None  # second key level (text) -> family
+    sales: str | None = None  # the target
+    promotion: str | None = None  # known-future: promotion flag or count -> onpromotion
+    open: str | None = None  # known-future: 1 open / 0 closed -> open
+
+
+class FileMapping(_Mapping):
+    """``[data.files]``: file names (or globs) in the data directory; None: the Kaggle name."""
+
+    sales: str | None = None  # e.g. "sales.csv" or "sales_*.csv" (CSV or parquet)
+    future: str | None = None  # the forecast days' covariates (as test.csv); optional
+    stores: str | None = None  # absent under a mapping: built from the sales file's stores
+    holidays: str | None = None  # Kaggle holidays_events layout; optional
+
+
+def unmapped(value: BaseModel) -> bool:
+    """Whether a mapping section names nothing (then left out of the settings dump)."""
+    return not any(value.model_dump().values())

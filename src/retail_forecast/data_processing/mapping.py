@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from retail_forecast.config import ColumnMapping, DataConfig
+from retail_forecast.config import DataConfig
 from retail_forecast.data_processing.ingest import (
     SPECS,
     RawTable,
@@ -29,6 +29,7 @@ from retail_forecast.data_processing.ingest import (
 from retail_forecast.data_processing.parse import DATE_PATTERN, INT_PATTERN
 from retail_forecast.errors import ConfigError, DataValidationError, MissingInputError
 from retail_forecast.schema import DATE, FAMILY, ID, PROMO, STORE, TARGET
+from retail_forecast.settings_profile import ColumnMapping
 
 
 class MappingError(ConfigError, DataValidationError):
