@@ -121,3 +121,13 @@ def test_p37_backtest_forecasts_known_closures_as_0(sundays: BuiltDataset) -> No
     for name in ["xgboost", "seasonal_naive", "mean_14", "last_value"]:
         assert (rows.loc[sunday, name] == 0.0).all(), name
         assert (rows.loc[~sunday, name] > 0.0).any(), name
+    # the scores cover the open days only: a closed Sunday (0 against 0) is not a free hit
+    assert not rows.loc[sunday, "open"].any()
+    assert rows.loc[~sunday, "open"].all()
+    open_rows = rows[~sunday]
+    for name in ["xgboost", "seasonal_naive"]:
+        expected = np.sqrt(
+            np.mean((np.log1p(open_rows[name]) - np.log1p(open_rows["actual"])) ** 2)
+        )
+        assert result.fold_rmsle()[result.folds[0].name][name] == pytest.approx(expected)
+    assert result.to_dict()["closed_rows_unscored"] == int(sunday.sum())

@@ -81,6 +81,7 @@ def test_each_fold_refits_on_data_before_its_window_and_sees_no_sales_ahead() ->
         "family",
         "horizon_day",
         "actual",
+        "open",
         "rec",
     ]
     assert preds["horizon_day"].between(1, 16).all()

@@ -3,8 +3,10 @@
 Windows (docs/DESIGN.md, section 2): the last fold starts ``horizon`` days before the data end
 (``forecast.horizon``), earlier folds start ``step`` days apart before it (``backtest.step``,
 the horizon unless set). Each model is refitted on the data before its window and forecasts it
-with the window's onpromotion (a known-future covariate). RMSLE covers every row of a window;
-closed days (Dec 25, filled rows) are kept and every model predicts 0 for them.
+with the window's onpromotion (a known-future covariate) and the closures known in advance.
+Scores cover the open days of a window: every model answers 0 on a closed day, so scoring it
+(0 against 0) would only flatter models and baselines alike. The rows stay in
+``predictions`` with ``open`` False.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 from rich.progress import Progress
 from rich.table import Table
 
-from retail_forecast.closed_days import is_closed_day
+from retail_forecast.closed_days import closed_rows, is_closed_day
 from retail_forecast.errors import DataValidationError
 from retail_forecast.models.baselines import baseline_factories
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 FOLD = "fold"
 ACTUAL = "actual"
 HORIZON_DAY = "horizon_day"
+OPEN = "open"
 BASELINES = ("seasonal_naive", "mean_14", "last_value", "zero")
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -75,9 +78,15 @@ class BacktestResult:
     predictions: pd.DataFrame
     seconds: dict[str, dict[str, float]] = field(default_factory=dict)
 
+    @property
+    def scored(self) -> pd.DataFrame:
+        """The rows that count in every score: the open days (all rows of an older frame)."""
+        frame = self.predictions
+        return frame[frame[OPEN].to_numpy(dtype=np.bool_)] if OPEN in frame else frame
+
     def fold_rmsle(self) -> dict[str, dict[str, float]]:
-        """``{fold start: {model: rmsle}}``."""
-        return grouped_rmsle(self.predictions, by=FOLD, actual=ACTUAL, models=self.models)
+        """``{fold start: {model: rmsle}}`` over the open days."""
+        return grouped_rmsle(self.scored, by=FOLD, actual=ACTUAL, models=self.models)
 
     def mean_rmsle(self) -> dict[str, float]:
         """Mean over folds of each model's fold RMSLE."""
@@ -97,12 +106,11 @@ class BacktestResult:
                 for f in self.folds
             ],
             "mean": self.mean_rmsle(),
-            "per_family": grouped_rmsle(
-                self.predictions, by=FAMILY, actual=ACTUAL, models=self.models
-            ),
+            "per_family": grouped_rmsle(self.scored, by=FAMILY, actual=ACTUAL, models=self.models),
             "per_horizon_day": grouped_rmsle(
-                self.predictions, by=HORIZON_DAY, actual=ACTUAL, models=self.models
+                self.scored, by=HORIZON_DAY, actual=ACTUAL, models=self.models
             ),
+            "closed_rows_unscored": int(len(self.predictions) - len(self.scored)),
         }
 
 
@@ -224,7 +232,8 @@ def _run_fold(
     started = time.perf_counter()
     values = _forecast(factory, history, window)
     seconds = round(time.perf_counter() - started, 2)
-    score = rmsle(window[TARGET].to_numpy(dtype=np.float64), values)
+    is_open = ~closed_rows(window)
+    score = rmsle(window[TARGET].to_numpy(dtype=np.float64)[is_open], values[is_open])
     logger.info("fold %s %s rmsle=%.4f seconds=%.1f", fold.name, name, score, seconds)
     return values, seconds
 
@@ -238,6 +247,7 @@ def _fold_frame(window: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     out.insert(0, FOLD, fold.name)
     out[HORIZON_DAY] = (out[DATE] - fold.start).dt.days.to_numpy() + 1
     out[ACTUAL] = window[TARGET].to_numpy(dtype=np.float64)
+    out[OPEN] = ~closed_rows(window)
     return out
 
 
