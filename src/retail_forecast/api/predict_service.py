@@ -37,7 +37,7 @@ from retail_forecast.features.calendar import from_ordinals
 from retail_forecast.features.keys import family_dtype
 from retail_forecast.inference.postprocess import checked_frame
 from retail_forecast.inference.predictor import Predictor, ServingDomain
-from retail_forecast.schema import DATE, FAMILY, PROMO, STORE
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE
 
 logger = logging.getLogger(__name__)
 
@@ -162,34 +162,39 @@ def forecast_batches(
 ) -> list[tuple[list[float], list[str]]]:
     """Give closed days 0 here and send every other row of all ``batches`` in one call.
 
-    ``families``: the serving domain's (the request's snapshot: not read again here).
-    Returns (sales, model) lists per batch, in its row order.
+    A date-rule day (25 December) is not sent; a row with ``open`` 0 is sent with ``is_closed``
+    True, so the recursion reads it as a closure (not a demand of 0) on the series' later days,
+    as the batch forecast does, and is answered 0 with the model "closed" here, whatever the
+    predictor gives it. ``families``: the serving domain's (the request's snapshot: not read
+    again here). Returns (sales, model) lists per batch, in its row order.
     """
-    opens = [
-        [k for k, day in enumerate(batch.date) if not is_closed_date(day)] for batch in batches
-    ]
+    sent = [[k for k, day in enumerate(batch.date) if not is_closed_date(day)] for batch in batches]
     results = [([0.0] * len(batch.date), ["closed"] * len(batch.date)) for batch in batches]
-    n_open = sum(len(positions) for positions in opens)
-    if not n_open:
+    n_sent = sum(len(positions) for positions in sent)
+    if not n_sent:
         return results
-    picked = [
-        (batch, k) for batch, positions in zip(batches, opens, strict=True) for k in positions
-    ]
-    sales, labels = checked_frame(predictor.predict(model_rows(picked, families)), n_open)
+    picked = [(batch, k) for batch, positions in zip(batches, sent, strict=True) for k in positions]
+    sales, labels = checked_frame(predictor.predict(model_rows(picked, families)), n_sent)
     predicted: list[float] = sales.tolist()
     model_col: list[str] = labels.tolist()
     j = 0
-    for (batch_sales, batch_models), positions in zip(results, opens, strict=True):
+    for batch, (batch_sales, batch_models), positions in zip(batches, results, sent, strict=True):
+        closed = batch.closed
         for k in positions:
-            batch_sales[k], batch_models[k] = predicted[j], model_col[j]
+            if not closed[k]:  # a closed row keeps its 0 and "closed"
+                batch_sales[k], batch_models[k] = predicted[j], model_col[j]
             j += 1
     return results
 
 
 def model_rows(picked: Sequence[tuple[RowBatch, int]], families: Sequence[str]) -> pd.DataFrame:
-    """Build the predictor's input frame (canonical dtypes): row ``k`` of each picked batch."""
+    """Build the predictor's input frame (canonical dtypes): row ``k`` of each picked batch.
+
+    The ``is_closed`` column is added only when a row says ``open`` 0, so a request without
+    closures reaches the models exactly as before.
+    """
     dtype, code = family_dtype(tuple(families))  # validated: every family is known
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             DATE: from_ordinals([batch.date[k].toordinal() for batch, k in picked]),
             STORE: np.array([batch.store_nbr[k] for batch, k in picked], dtype=np.int64),
@@ -199,6 +204,10 @@ def model_rows(picked: Sequence[tuple[RowBatch, int]], families: Sequence[str]) 
             PROMO: np.array([batch.onpromotion[k] for batch, k in picked], dtype=np.int64),
         }
     )
+    closed = np.array([batch.closed[k] for batch, k in picked], dtype=np.bool_)
+    if closed.any():
+        frame[IS_CLOSED] = closed
+    return frame
 
 
 def _answer_group(

@@ -56,6 +56,21 @@ _ROW_CONFIG: Final = ConfigDict(strict=True, extra="forbid")
 Family = Annotated[str, Field(max_length=64, description="A product family of the bundle.")]
 Store = Annotated[int, Field(description="A store of the serving bundle.")]
 Promo = Annotated[int, Field(ge=0, description="Items of the family on promotion that day.")]
+OPEN_VALUES: Final = (0, 1)
+OpenFlag = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=1,
+        json_schema_extra={"enum": list(OPEN_VALUES)},
+        description=(
+            "1 (the default when absent): the store is open that day. 0: the data set closes"
+            " the store that day (like test.csv's open column): the row is answered sales 0,"
+            ' model "closed", closed true, and later days of the series read it as a closure,'
+            " not a demand of 0. On /actuals an open 0 row must have sales 0."
+        ),
+    ),
+]
 
 
 class PredictRow(TypedDict):
@@ -67,6 +82,7 @@ class PredictRow(TypedDict):
     store_nbr: Store
     family: Family
     onpromotion: Promo
+    open: NotRequired[OpenFlag]
 
 
 Sales = Annotated[
@@ -113,6 +129,7 @@ class ActualsRow(TypedDict):
     family: Family
     onpromotion: Promo
     sales: Sales
+    open: NotRequired[OpenFlag]
     confirm_spike: NotRequired[ConfirmSpike]
     correction: NotRequired[Correction]
 

@@ -10,7 +10,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from retail_forecast.api.errors import ApiError, error_item, safe_loc_part
-from retail_forecast.api.schemas import ActualsRow, PredictRow
+from retail_forecast.api.schemas import OPEN_VALUES, ActualsRow, PredictRow
 from retail_forecast.closed_days import is_closed_date
 from retail_forecast.inference.predictor import ServingDomain
 from retail_forecast.storage.plausibility import MAX_SALES, RefusedRowsError
@@ -18,6 +18,8 @@ from retail_forecast.storage.plausibility import MAX_SALES, RefusedRowsError
 ACTUALS_LOOKBACK_DAYS: Final = 365
 MAX_LISTED: Final = 1000
 """At most this many error items / missing rows are listed; ``bad_rows`` lists every index."""
+FIELD_RULES: Final = {"open": "must be the integer 0 (closed that day) or 1 (open; the default)"}
+"""Messages that name the allowed values where pydantic's own would not (``"0"``, ``true``)."""
 
 _ADAPTERS: Final[dict[type[Any], TypeAdapter[Any]]] = {
     PredictRow: TypeAdapter(list[PredictRow]),
@@ -38,6 +40,7 @@ class RowBatch:
     sales: list[float] = field(default_factory=list)
     confirm_spike: list[bool] = field(default_factory=list)
     correction: list[bool] = field(default_factory=list)
+    closed: list[bool] = field(default_factory=list)  # the row says open 0
 
     @classmethod
     def from_rows(cls, parsed: list[dict[str, Any]]) -> RowBatch:
@@ -49,6 +52,7 @@ class RowBatch:
             family=[r["family"] for r in parsed],
             onpromotion=[r["onpromotion"] for r in parsed],
             id=[r.get("id") for r in parsed],
+            closed=[r.get("open") == 0 for r in parsed],
         )
         if parsed and "sales" in parsed[0]:
             batch.sales = [r["sales"] for r in parsed]
@@ -65,6 +69,7 @@ class RowBatch:
         self.family.append(str(values["family"]))
         self.onpromotion.append(int(values["onpromotion"]))
         self.id.append(values.get("id"))
+        self.closed.append(values.get("open") == 0)  # validated: absent, 0 or 1
         if values.get("sales") is not None:
             self.sales.append(float(values["sales"]))
             self.confirm_spike.append(values.get("confirm_spike") is True)
@@ -91,6 +96,7 @@ def allowed_values(domain: ServingDomain) -> dict[str, Any]:
         "family": list(domain.families),
         "date": {"min": domain.first_date.isoformat(), "max": domain.last_date.isoformat()},
         "onpromotion": {"min": 0, "max": domain.onpromotion_cap},
+        "open": list(OPEN_VALUES),
     }
 
 
@@ -171,7 +177,7 @@ def validate_types(rows: list[Any], model: type[Any], problems: Problems) -> Row
 
 def _message(loc: list[Any], msg: str) -> str:
     field_name = safe_loc_part(loc[1]) if len(loc) > 1 and isinstance(loc[1], str) else "row"
-    return f"{field_name}: {msg}"
+    return f"{field_name}: {FIELD_RULES.get(str(field_name), msg)}"
 
 
 def check_domain(
@@ -233,6 +239,19 @@ def check_actuals_window(batch: RowBatch, domain: ServingDomain, problems: Probl
             )
 
 
+def check_closed_actuals(batch: RowBatch, problems: Problems) -> None:
+    """Refuse an actual of a closed day (``open`` 0) with sales: a shut store sells nothing."""
+    for k, i in enumerate(batch.index):
+        if batch.closed[k] and batch.sales[k] != 0:
+            problems.add(
+                ["rows", i, "sales"],
+                "sales_on_closed_day",
+                "sales must be 0 on a closed day (open 0); send open 1 (or no open) if the"
+                " store was open",
+                row=i,
+            )
+
+
 def _store_text(domain: ServingDomain) -> str:
     if domain.is_contiguous_stores():
         return f"in the range {domain.stores[0]}-{domain.stores[-1]}"
@@ -261,7 +280,8 @@ def check_duplicates(batch: RowBatch, problems: Problems) -> None:
 def check_horizon_prefix(batch: RowBatch, domain: ServingDomain, problems: Problems) -> None:
     """Require every earlier window day (bar 25 Dec) of a series asked for day d.
 
-    Their promotions drive the recursive forecast; guessing them silently would be wrong.
+    Their promotions drive the recursive forecast; guessing them silently would be wrong. A day
+    the data set closes is sent too, with ``open`` 0: the recursion must know it is a closure.
     """
     first, last = domain.first_date, domain.last_date
     dates: dict[tuple[int, str], set[dt.date]] = defaultdict(set)

@@ -65,11 +65,14 @@ class Predictor(Protocol):
         ...
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """Forecast ``rows`` (columns date, store_nbr, family, onpromotion).
+        """Forecast ``rows`` (columns date, store_nbr, family, onpromotion; optional is_closed).
 
-        The API guarantees: every row is inside the domain, no row falls on a closed day,
-        no (date, store_nbr, family) repeats, and for every series the rows hold every
-        other day from ``history_end + 1`` to that series' last requested date.
+        ``is_closed`` (present when a request row says ``open`` 0) marks the data set's own
+        closures: the API answers those rows 0 itself; the models read them as closures in the
+        recursion. The API guarantees: every row is inside the domain, no row falls on a
+        date-rule closed day (25 December), no (date, store_nbr, family) repeats, and for every
+        series the rows hold every other day from ``history_end + 1`` to that series' last
+        requested date.
         Returns ``rows`` in the same order with a float ``sales`` column (original scale,
         finite, >= 0) and a ``model`` column (one of MODEL_NAMES except "closed").
         """

@@ -16,8 +16,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import data_closures
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
-from retail_forecast.features.builder import Panel
+from retail_forecast.features.builder import Panel, carry_over_closures
 from retail_forecast.features.calendar import days_after
 from retail_forecast.features.keys import family_dtype
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET, SeriesKey
@@ -90,10 +91,14 @@ def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[SeriesKey]) 
     """Return the history of ``series`` (sorted) over the snapshot's complete days as a Panel.
 
     No frame is built: the arrays come straight from the snapshot. ``to_frame()`` of the result
-    is the canonical frame :func:`select_history` gives for the same days (tested).
+    is the canonical frame :func:`select_history` gives for the same days (tested), and its
+    ``log_sales`` are :func:`~retail_forecast.features.builder.panel_from_frame`'s of that frame.
     """
     idx = _snapshot_rows(snapshot, series)
     sales = snapshot.sales[idx]
+    closed = snapshot.is_closed[idx]
+    # as panel_from_frame: a data set's closure carries the last open day (not a demand of 0)
+    log_sales = carry_over_closures(np.log1p(sales), data_closures(closed, snapshot.dates))
     dtype, code = family_dtype(snapshot.families)
     keys = pd.DataFrame(
         {
@@ -104,9 +109,9 @@ def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[SeriesKey]) 
     return Panel(
         keys=keys,
         dates=snapshot.date_index,
-        log_sales=np.log1p(sales),
+        log_sales=log_sales,
         promo=snapshot.onpromotion[idx].astype(np.float64),
-        closed=snapshot.is_closed[idx],
+        closed=closed,
         sales=sales,
     )
 

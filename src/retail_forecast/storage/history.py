@@ -8,7 +8,9 @@ Rules:
 - Dates after ``history_end`` must be contiguous: a row dated ``d`` is accepted only if every
   date from ``history_end + 1`` to ``d`` already has rows or is in the same call; 25 December
   is the exception, it is filled as closed (sales 0, onpromotion 0, ``is_closed``) once a later
-  date arrives, as the data layer does for the training history.
+  date arrives, as the data layer does for the training history. A row with ``is_closed``
+  (the API's ``open`` 0) is a day the data set closes: sales 0, stored ``is_closed``, so the
+  features carry the last open day over it (promise 37), as in training.
 - Known rows follow the package's conflict policy (``retail_forecast.storage``): re-sending one
   is a no-op; a different value for a known ``(date, store_nbr, family)`` raises ConflictError
   and nothing of that call is applied, unless the row says ``correction``: then it replaces the
@@ -359,12 +361,13 @@ class HistoryStore:
         after: HistorySnapshot,
     ) -> None:
         new_rows: list[ObsRow] = [
-            (iso(d), int(i), float(s), int(p), 0)
-            for d, i, s, p in zip(
+            (iso(d), int(i), float(s), int(p), int(c))
+            for d, i, s, p, c in zip(
                 batch.dates[new_mask],
                 batch.idx[new_mask],
                 batch.sales[new_mask],
                 batch.promo[new_mask],
+                batch.closed[new_mask],
                 strict=True,
             )
         ]

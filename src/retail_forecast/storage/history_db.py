@@ -239,10 +239,10 @@ def read_state(conn: sqlite3.Connection, *, source: str) -> StoredState:
         idx=np.array(columns[1], dtype=np.int64),
         sales=np.array(columns[2], dtype=np.float64),
         promo=np.array(columns[3], dtype=np.int64),
+        closed=np.array(columns[4], dtype=bool),
     )
     window, pending = rows_to_state(
         batch,
-        np.array(columns[4], dtype=bool),
         end=np.datetime64(meta["history_end"], "D"),
         n_series=len(series),
         source=source,

@@ -2,9 +2,11 @@
 
 Applies the conflict policy (storage.conflict_policy) key by key: a stored key with the same
 values is a duplicate; with a different value it is a correction when its row says so and a
-conflict otherwise. A correction the store cannot apply (older than its window, or of a closed
-day) refuses the batch (RefusedRowsError, 422), a conflict refuses it too (ConflictError, 409);
-either way nothing is applied. No I/O: the store writes what the merge returns.
+conflict otherwise. Whether the data set closed the day (``is_closed``) is one of the values
+(the date rule's own days excepted: their rows never say so). A correction the store cannot
+apply (older than its window, of a closed day, or one that closes a day) refuses the batch
+(RefusedRowsError, 422), a conflict refuses it too (ConflictError, 409); either way nothing is
+applied. No I/O: the store writes what the merge returns.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from retail_forecast.closed_days import is_closed_day
 from retail_forecast.errors import ConflictError
 from retail_forecast.schema import SeriesKey
 from retail_forecast.storage.conflict_policy import agrees, conflict_message, describe_conflict
@@ -58,10 +61,12 @@ class _Found:
     old_promo: list[Ints] = dataclasses.field(default_factory=list)
     n_duplicate: int = 0
 
-    def judge(self, rows: Ints, old_sales: Floats, old_promo: Ints) -> Bools:
+    def judge(self, rows: Ints, old_sales: Floats, old_promo: Ints, old_closed: Bools) -> Bools:
         """Sort stored batch ``rows`` (their stored values given); True where a row corrects."""
         batch = self.batch
         same = agrees(old_sales, batch.sales[rows], old_promo, batch.promo[rows])
+        reopened = (old_closed != batch.closed[rows]) & ~is_closed_day(batch.dates[rows])
+        same &= ~reopened
         fix = ~same & self.correct[rows]
         clash = ~same & ~fix
         self.conflicts += [
@@ -72,10 +77,13 @@ class _Found:
                 stored=(s, p),
                 received=(float(batch.sales[r]), int(batch.promo[r])),
             )
-            for r, s, p in zip(
+            + (f" (recorded {_state(c)}, received {_state(bool(batch.closed[r]))})" if o else "")
+            for r, s, p, c, o in zip(
                 rows[clash].tolist(),
                 old_sales[clash].tolist(),
                 old_promo[clash].tolist(),
+                old_closed[clash].tolist(),
+                reopened[clash].tolist(),
                 strict=True,
             )
         ]
@@ -86,10 +94,14 @@ class _Found:
         return fix
 
 
+def _state(closed: bool) -> str:
+    return "closed" if closed else "open"
+
+
 def _refused_fixes(
     batch: Batch, flags: RowFlags, *, first: np.datetime64, closed: Ints
 ) -> list[RowProblem]:
-    """Corrections no store can apply: older than the window, or of a closed day (25 Dec)."""
+    """Corrections no store can apply: older than the window, of a closed day, or closing one."""
     problems = [
         RowProblem(
             int(flags.pos[r]),
@@ -105,7 +117,8 @@ def _refused_fixes(
             int(flags.pos[r]),
             "date",
             "correction_of_closed_day",
-            f"{batch.dates[r]} is a closed day (sales 0): its actual cannot be corrected",
+            f"{batch.dates[r]} is a closed day (sales 0) or the row closes it (open 0): a"
+            " correction can change an open day's values only",
         )
         for r in closed
     ]
@@ -129,8 +142,9 @@ def merge_batch(
     found = _Found(series, batch, flags.correct)
     known = np.flatnonzero((batch.dates >= first) & (batch.dates <= end))
     row, col = batch.idx[known], ((batch.dates[known] - first) // DAY).astype(np.int64)
-    fix = found.judge(known, window.sales[row, col], window.promo[row, col])
-    refused = _refused_fixes(batch, flags, first=first, closed=known[fix & window.closed[row, col]])
+    stored_closed = window.closed[row, col]
+    fix = found.judge(known, window.sales[row, col], window.promo[row, col], stored_closed)
+    closed_fixes = [known[fix & (stored_closed | batch.closed[known])]]
     merged = dict(pending)
     new_mask = np.zeros(len(batch.idx), dtype=bool)
     for day in np.unique(batch.dates[batch.dates > end]):
@@ -138,12 +152,18 @@ def merge_batch(
         old = pending.get(day) or PendingDay.empty(day, len(series))
         stored = old.mask[batch.idx[rows]]
         seen, fresh = rows[stored], rows[~stored]
-        fixes = seen[found.judge(seen, old.sales[batch.idx[seen]], old.promo[batch.idx[seen]])]
+        at = batch.idx[seen]
+        fixed = found.judge(seen, old.sales[at], old.promo[at], old.closed[at])
+        fixes = seen[fixed]
+        closed_fixes.append(seen[fixed & (old.closed[at] | batch.closed[seen])])
         changed = np.concatenate([fresh, fixes])
         if changed.size:
             idx = batch.idx[changed]
-            merged[day] = old.with_rows(idx, batch.sales[changed], batch.promo[changed])
+            merged[day] = old.with_rows(
+                idx, batch.sales[changed], batch.promo[changed], batch.closed[changed]
+            )
         new_mask[fresh] = True
+    refused = _refused_fixes(batch, flags, first=first, closed=np.concatenate(closed_fixes))
     if refused:
         raise RefusedRowsError(refused)
     if found.conflicts:

@@ -2,9 +2,10 @@
 
 Merging a batch with what is stored (duplicates, corrections, conflicts) is history_merge.py.
 
-Rows may carry three optional columns besides the actual: ``confirm_spike`` and ``correction``
-(booleans; storage.plausibility and storage.conflict_policy say what they allow) and
-``request_id`` (text, recorded with corrections).
+Rows may carry four optional columns besides the actual: ``confirm_spike`` and ``correction``
+(booleans; storage.plausibility and storage.conflict_policy say what they allow),
+``request_id`` (text, recorded with corrections) and ``is_closed`` (boolean: the data set closed
+the store that day, an ``open`` 0 row; its sales must be 0 and it is stored as a closed day).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Batch:
     idx: Ints
     sales: Floats
     promo: Ints
+    closed: Bools  # a day the data set closes (``is_closed``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,11 +97,14 @@ class PendingDay:
             closed=np.zeros(n_series, dtype=bool),
         )
 
-    def with_rows(self, idx: Ints, sales: Floats, promo: Ints) -> Self:
+    def with_rows(self, idx: Ints, sales: Floats, promo: Ints, closed: Bools) -> Self:
         """Return a copy with these series' actuals set (copy-on-write keeps snapshots fixed)."""
         mask, new_sales, new_promo = self.mask.copy(), self.sales.copy(), self.promo.copy()
-        mask[idx], new_sales[idx], new_promo[idx] = True, sales, promo
-        return dataclasses.replace(self, mask=mask, sales=new_sales, promo=new_promo)
+        new_closed = self.closed.copy()
+        mask[idx], new_sales[idx], new_promo[idx], new_closed[idx] = True, sales, promo, closed
+        return dataclasses.replace(
+            self, mask=mask, sales=new_sales, promo=new_promo, closed=new_closed
+        )
 
     def fill_closed(self, idx: Ints) -> Self:
         mask, closed = self.mask.copy(), self.closed.copy()
@@ -226,6 +231,7 @@ def normalize_rows(rows: pd.DataFrame, index: Mapping[SeriesKey, int]) -> tuple[
     """Validate actuals and map them to series indices; identical repeats collapse to one."""
     _check_columns(rows, ACTUAL_COLUMNS)
     dates, stores, sales, promo = _parse_columns(rows)
+    closed = _closed_flags(rows, sales)
     keys = zip(stores.tolist(), rows[FAMILY].astype(str).tolist(), strict=True)
     idx = np.array([index.get(key, -1) for key in keys], dtype=np.int64)
     if (idx < 0).any():
@@ -235,17 +241,33 @@ def normalize_rows(rows: pd.DataFrame, index: Mapping[SeriesKey, int]) -> tuple[
         raise UnknownSeriesError(f"unknown series (store_nbr, family): {unknown[:MAX_LISTED]}")
     order = np.lexsort((idx, dates))
     dates, idx, sales, promo = dates[order], idx[order], sales[order], promo[order]
+    closed = closed[order]
     repeat = np.zeros(len(idx), dtype=bool)
     repeat[1:] = (dates[1:] == dates[:-1]) & (idx[1:] == idx[:-1])
-    differs = disagreeing_repeats(repeat, sales, promo)
+    differs = disagreeing_repeats(repeat, sales, promo) | (repeat & (closed != np.roll(closed, 1)))
     if differs.any():
         raise DataValidationError(
             f"{int(differs.sum())} keys (date, store_nbr, family) appear with different values"
             " in the same request"
         )
     keep = ~repeat
-    batch = Batch(dates=dates[keep], idx=idx[keep], sales=sales[keep], promo=promo[keep])
+    batch = Batch(
+        dates=dates[keep], idx=idx[keep], sales=sales[keep], promo=promo[keep], closed=closed[keep]
+    )
     return batch, _flags(rows, order, keep)
+
+
+def _closed_flags(rows: pd.DataFrame, sales: Floats) -> Bools:
+    """Read the optional ``is_closed`` column; a closed day's actual must have sales 0."""
+    closed = _flag(rows, IS_CLOSED)
+    sold = closed & (sales != 0)
+    if sold.any():
+        positions = np.flatnonzero(sold)[:MAX_LISTED].tolist()
+        raise DataValidationError(
+            f"{int(sold.sum())} actuals of a closed day have sales other than 0 (rows at"
+            f" positions {positions}): a closed day's sales are 0"
+        )
+    return closed
 
 
 def check_contiguous(end: np.datetime64, pending: Mapping[np.datetime64, PendingDay]) -> None:
@@ -286,7 +308,7 @@ def complete_days(
 
 
 def rows_to_state(
-    batch: Batch, closed: Bools, *, end: np.datetime64, n_series: int, source: str
+    batch: Batch, *, end: np.datetime64, n_series: int, source: str
 ) -> tuple[Window, dict[np.datetime64, PendingDay]]:
     """Rebuild the window and the pending days from stored rows; ForecastError if corrupt."""
     in_window = batch.dates <= end
@@ -309,10 +331,12 @@ def rows_to_state(
     )
     window.sales[row, col] = batch.sales[in_window]
     window.promo[row, col] = batch.promo[in_window]
-    window.closed[row, col] = closed[in_window]
+    window.closed[row, col] = batch.closed[in_window]
     pending: dict[np.datetime64, PendingDay] = {}
     for day in np.unique(batch.dates[~in_window]):
         rows = np.flatnonzero(batch.dates == day)
         empty = PendingDay.empty(day, n_series)
-        pending[day] = empty.with_rows(batch.idx[rows], batch.sales[rows], batch.promo[rows])
+        pending[day] = empty.with_rows(
+            batch.idx[rows], batch.sales[rows], batch.promo[rows], batch.closed[rows]
+        )
     return window, pending

@@ -4,6 +4,8 @@ A row may say ``"confirm_spike": true`` (its value is real although far above th
 history) and ``"correction": true`` (it replaces a different stored value, audited in both
 stores); storage.conflict_policy and storage.plausibility hold the rules, the history store
 applies them, and a row it refuses by rule is a 422 naming ``rows[i].<field>`` and the bound.
+A row with ``"open": 0`` is a day the store was closed: its sales must be 0, and it is stored
+as a closed day (``is_closed``), which the lags carry the last open day over (promise 37).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from retail_forecast.api.validation import (
     Problems,
     RowBatch,
     check_actuals_window,
+    check_closed_actuals,
     check_domain,
     check_duplicates,
     extract_rows,
@@ -32,7 +35,7 @@ from retail_forecast.api.validation import (
     validate_types,
 )
 from retail_forecast.inference.predictor import Predictor
-from retail_forecast.schema import DATE, FAMILY, PROMO, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 from retail_forecast.storage.conflict_policy import CORRECTION
 from retail_forecast.storage.corrections import REQUEST_ID
 from retail_forecast.storage.plausibility import CONFIRM_SPIKE, RefusedRowsError
@@ -88,6 +91,7 @@ def accept_actuals(
     check_domain(batch, domain, problems, window=False)
     check_actuals_window(batch, domain, problems)
     check_duplicates(batch, problems)
+    check_closed_actuals(batch, problems)
     raise_if_any(problems, domain, len(rows))
     accepted = _frame(batch, predictor, request_id)
     try:
@@ -112,6 +116,7 @@ def _frame(batch: RowBatch, predictor: Predictor, request_id: str | None) -> pd.
             FAMILY: pd.Categorical(batch.family, categories=sorted(predictor.domain.families)),
             PROMO: pd.array(batch.onpromotion, dtype="int64"),
             TARGET: pd.array(batch.sales, dtype="float64"),
+            IS_CLOSED: np.asarray(batch.closed, dtype=bool),  # open 0: stored as a closed day
             CONFIRM_SPIKE: np.asarray(batch.confirm_spike, dtype=bool),
             CORRECTION: np.asarray(batch.correction, dtype=bool),
             REQUEST_ID: request_id,  # recorded with corrections (audit)
