@@ -42,6 +42,7 @@ from retail_forecast.inference.preprocess import (
     select_history,
 )
 from retail_forecast.models.hybrid import HybridForecaster
+from retail_forecast.models.quantiles import CALIBRATION_FILE, QuantileCalibration
 from retail_forecast.schema import DATE, TARGET
 from retail_forecast.storage.history import HistoryStore
 from retail_forecast.storage.history_db import unwritable_cause
@@ -81,6 +82,7 @@ class LocalPredictor:
                 f"{model.horizon}"
             )
         self.n_days = store.n_days if store is not None else self._bundle_history_days()
+        self.calibration = _bundle_calibration(bundle, self._horizon)
         self._metrics: dict[str, Any] | None = (
             bundle.read_json("metrics.json") if bundle.has("metrics.json") else None
         )
@@ -297,6 +299,22 @@ def _open_read_only(bundle: ModelBundle, db_path: Path, cause: str) -> HistorySt
         store.read_only,
     )
     return store
+
+
+def _bundle_calibration(bundle: ModelBundle, horizon: int) -> QuantileCalibration | None:
+    """Return the bundle's quantile calibration (read through its sha256 check), or None.
+
+    A bundle written before quantiles existed has none: it keeps serving point forecasts.
+    """
+    if not bundle.has(CALIBRATION_FILE):
+        return None
+    calibration = QuantileCalibration.from_dict(bundle.read_json(CALIBRATION_FILE))
+    if calibration.horizon != horizon:
+        raise ArtifactError(
+            f"{bundle.path}: the quantile calibration's horizon {calibration.horizon} is not "
+            f"the bundle's {horizon}"
+        )
+    return calibration
 
 
 def _bundle_history(bundle: ModelBundle) -> pd.DataFrame:

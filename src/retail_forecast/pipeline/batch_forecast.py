@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from retail_forecast.artifacts import ModelBundle
+from retail_forecast.closed_days import closed_rows
 from retail_forecast.config import Settings
 from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.errors import DataValidationError, MissingInputError
 from retail_forecast.inference.local import LocalPredictor
 from retail_forecast.inference.postprocess import MODEL, checked_frame, submission
+from retail_forecast.inference.preprocess import horizon_steps
+from retail_forecast.models.quantiles import check_levels, zero_rows
 from retail_forecast.schema import DATE, ID, TARGET
 from retail_forecast.utils.io import write_bytes_atomic
 
@@ -28,20 +32,33 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BatchForecast:
-    """The forecast rows (test.csv plus ``sales`` and ``model``) and where they came from."""
+    """The forecast rows (test.csv plus ``sales``, ``model`` and any quantile columns)."""
 
     rows: pd.DataFrame
     model_version: str
     history_end: pd.Timestamp
+    quantile_columns: tuple[str, ...] = ()
+
+
+def quantile_column(level: float) -> str:
+    """Name of a level's column: ``q`` and the shortest exact decimal (``q0.1``, ``q0.975``)."""
+    return f"q{float(level)!r}"
 
 
 def forecast_test(
-    data_dir: str | Path, settings: Settings, *, artifacts: Path | None = None
+    data_dir: str | Path,
+    settings: Settings,
+    *,
+    artifacts: Path | None = None,
+    quantiles: Sequence[float] = (),
 ) -> BatchForecast:
     """Forecast every row of ``data_dir``'s test.csv from its sales with the current bundle.
 
     test.csv may cover the bundle's horizon (what it was trained for), not the settings'.
+    ``quantiles``: levels whose columns (:func:`quantile_column`) are added from the bundle's
+    calibration; 0 on closed days and zero-rule rows.
     """
+    levels = check_levels(quantiles) if quantiles else ()
     bundle = ModelBundle.open_current(artifacts or settings.artifacts_dir)
     predictor = LocalPredictor.from_bundle(bundle, xgboost_threads=settings.api.xgboost_threads)
     built = build_dataset(data_dir, settings.data, horizon=predictor.domain.horizon)
@@ -52,16 +69,43 @@ def forecast_test(
     end = pd.Timestamp(built.sales[DATE].max())
     rows = predictor.predict_from(built.sales, built.test)
     rows[TARGET], rows[MODEL] = checked_frame(rows, len(rows))
+    columns = _add_quantiles(predictor, rows, end, levels) if levels else ()
     logger.info(
         "batch forecast rows=%d version=%s history_end=%s", len(rows), bundle.version, end.date()
     )
-    return BatchForecast(rows=rows, model_version=bundle.version, history_end=end)
+    return BatchForecast(rows, bundle.version, end, columns)
 
 
-def write_submission(rows: pd.DataFrame, out: Path) -> Path:
-    """Write ``id,sales`` atomically (full float precision: the file equals the served values)."""
-    frame = submission(rows).sort_values(ID, kind="stable")
+def _add_quantiles(
+    predictor: LocalPredictor, rows: pd.DataFrame, end: pd.Timestamp, levels: Sequence[float]
+) -> tuple[str, ...]:
+    """Add one column per level to ``rows`` (sorted levels: the columns never cross)."""
+    calibration = predictor.calibration
+    if calibration is None:
+        raise DataValidationError(
+            f"quantiles: bundle {predictor.model_version} has no quantile calibration "
+            "(trained before quantiles existed); retrain it or leave --quantiles out"
+        )
+    point = rows[TARGET].to_numpy()
+    zero = zero_rows(point, rows[MODEL].to_numpy()) | closed_rows(rows)
+    values = calibration.quantiles(point, horizon_steps(rows, end), levels, zero=zero)
+    names = tuple(quantile_column(level) for level in levels)
+    for k, name in enumerate(names):
+        rows[name] = values[:, k]
+    return names
+
+
+def write_submission(rows: pd.DataFrame, out: Path, quantile_columns: Sequence[str] = ()) -> Path:
+    """Write ``id,sales`` (and any quantile columns after them) atomically.
+
+    Full float precision: the file equals the served values. Without quantile columns the file
+    is the Kaggle submission, point forecasts only.
+    """
+    frame = submission(rows)
+    for name in quantile_columns:
+        frame[name] = rows[name].to_numpy()
+    frame = frame.sort_values(ID, kind="stable")
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, columns=[ID, TARGET])
+    frame.to_csv(buffer, index=False, columns=[ID, TARGET, *quantile_columns])
     write_bytes_atomic(Path(out), buffer.getvalue().encode())
     return Path(out)

@@ -1,4 +1,9 @@
-"""Train the served bundle: backtest -> blend weights -> final fit of both models -> publish."""
+"""Train the served bundle: backtest -> blend weights, quantile calibration -> final fit -> publish.
+
+The quantile calibration (models/quantiles.py) uses the served column's residuals on every
+backtest fold; metrics.json's ``quantiles`` section scores it held out (fold k calibrated on
+the other folds, training/quantile_scores.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +24,7 @@ from retail_forecast.errors import ArtifactError
 from retail_forecast.models.blend import BlendWeights
 from retail_forecast.models.hybrid import HybridForecaster
 from retail_forecast.models.lstm import LSTMForecaster
+from retail_forecast.models.quantiles import QuantileCalibration
 from retail_forecast.models.xgboost import XGBForecaster
 from retail_forecast.monitoring.reference import write_reference
 from retail_forecast.training.backtest import BacktestResult, run_backtest
@@ -27,6 +34,7 @@ from retail_forecast.training.factories import (
     side_by_side_models,
 )
 from retail_forecast.training.heldout_blend import add_hybrid
+from retail_forecast.training.quantile_scores import calibrate, heldout_report, served_column
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +51,8 @@ class TrainResult:
     weights: BlendWeights
     seconds: dict[str, float]
     forecaster: HybridForecaster
+    calibration: QuantileCalibration | None = None
+    quantile_report: dict[str, Any] | None = None
 
 
 def _final_fit(
@@ -82,6 +92,10 @@ def train_bundle(
         parallel=parallel,
     )
     result, weights = add_hybrid(result)
+    # the served column's residuals: all folds for the bundle, held out for the report
+    column = served_column(weights)
+    calibration = calibrate(result, column)
+    quantile_report = heldout_report(result, column)
     seconds["backtest"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
     xgb, lstm = _final_fit(factories, sales, side_by_side=bool(parallel))
@@ -102,13 +116,16 @@ def train_bundle(
         fingerprint=dataset.fingerprint,
         metadata=metadata,
         config=config,
-        metrics=result.to_dict(),
+        metrics={**result.to_dict(), "quantiles": quantile_report},
         make_current=make_current,
     ) as writer:
         hybrid.save(writer.directory)
+        calibration.save(writer.directory)  # listed and hashed by the manifest like the rest
         write_reference(writer.directory, sales)
         write_history_tail(writer.directory, sales)
     if writer.version is None or writer.path is None:
         raise ArtifactError(f"{out_dir}: the bundle was not published")
     logger.info("trained bundle version=%s seconds=%s", writer.version, seconds)
-    return TrainResult(writer.version, writer.path, result, weights, seconds, hybrid)
+    return TrainResult(
+        writer.version, writer.path, result, weights, seconds, hybrid, calibration, quantile_report
+    )
