@@ -38,6 +38,34 @@ class PredictionLogStats(BaseModel):
     failed_rows: int = Field(ge=0)
 
 
+class IntervalCoverageItem(BaseModel):
+    """Coverage of one served central interval (levels a, 1 - a) over the status window."""
+
+    lower_level: float
+    upper_level: float
+    nominal: float = Field(description="upper_level - lower_level, e.g. 0.8 for 0.1/0.9.")
+    coverage: float | None = Field(description="Share of actuals in [lower, upper].")
+    below: float | None = Field(description="Share of actuals below the lower bound.")
+    above: float | None = Field(description="Share of actuals above the upper bound.")
+    n: int = Field(ge=0, description="Scored rows served with both levels.")
+    status: Literal["ok", "miscalibrated", "insufficient_data"]
+    alert: bool
+
+
+class QuantileCoverage(BaseModel):
+    """Coverage of the served quantiles: alert when an interval leaves nominal +/- tolerance."""
+
+    status: Literal[
+        "ok", "miscalibrated", "insufficient_data", "no_quantiles", "no_intervals", "unavailable"
+    ]
+    alert: bool
+    tolerance: float
+    min_rows: int = Field(description="Rows an interval needs before it may alert.")
+    window: DateWindow | None
+    message: str
+    intervals: list[IntervalCoverageItem]
+
+
 class MonitoringStatusResponse(BaseModel):
     """Accuracy of the serving version over the recent window vs the bundle's backtest."""
 
@@ -54,6 +82,7 @@ class MonitoringStatusResponse(BaseModel):
     window: DateWindow | None
     message: str
     by_horizon_day: list[AccuracyRow]
+    coverage: QuantileCoverage
     prediction_log: PredictionLogStats
 
 

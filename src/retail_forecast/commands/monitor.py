@@ -116,7 +116,11 @@ def monitor_check(
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Rate recent accuracy vs the backtest; exit 1 on an alert (3: store unreadable)."""
+    """Rate recent accuracy vs the backtest and the coverage of the served quantiles.
+
+    Exit 1 on an alert (accuracy ``degraded`` or coverage ``miscalibrated``), 3 when the store
+    is unreadable. ``--json``: the accuracy status with the coverage under ``coverage``.
+    """
     from retail_forecast.monitoring.prediction_log import PredictionLog
 
     settings = load_settings(json_output=json_output)
@@ -124,21 +128,28 @@ def monitor_check(
     backtest_metrics, version = _backtest_metrics(
         metrics, with_artifacts(settings, artifacts).artifacts_dir
     )
-    status = PredictionLog.from_config(cfg).status(
+    log = PredictionLog.from_config(cfg)
+    status = log.status(
         backtest_metrics,
         model_version=model_version or version,
         ratio=cfg.degradation_ratio,
         window_days=cfg.window_days,
         min_rows=cfg.min_accuracy_rows,
     )
+    coverage = log.coverage(
+        model_version=status.model_version or model_version or version,
+        window_days=cfg.window_days,
+    )
     if json_output:
-        print_json(status.to_dict())
+        print_json({**status.to_dict(), "coverage": coverage.to_dict()})
     else:
-        style = "red" if status.alert else "green"
-        console.print(f"[{style}]{status.status}[/{style}] {status.message}", highlight=False)
-    if status.status == "unavailable":
+        for name, rated in (("accuracy", status), ("coverage", coverage)):
+            style = "red" if rated.alert else "green"
+            line = f"{name}: [{style}]{rated.status}[/{style}] {rated.message}"
+            console.print(line, highlight=False)
+    if "unavailable" in (status.status, coverage.status):
         raise typer.Exit(EXIT_MONITOR_UNAVAILABLE)
-    if status.alert:
+    if status.alert or coverage.alert:
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -195,9 +206,9 @@ def monitor_report(
     metrics: Annotated[Path | None, typer.Option("--metrics")] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="Target days to show.")] = 56,
 ) -> None:
-    """Write a self-contained HTML report: drift, accuracy per family over time, worst series."""
+    """Write a self-contained HTML report: drift, accuracy, worst series, quantile bands."""
     from retail_forecast.monitoring.drift import check_drift
-    from retail_forecast.monitoring.html_report import write_report
+    from retail_forecast.monitoring.html_report import QuantileSection, write_report
     from retail_forecast.monitoring.prediction_log import PredictionLog
 
     settings = load_settings()
@@ -223,5 +234,19 @@ def monitor_report(
         )
     accuracy = log.accuracy(by=["date", "family"], window_days=days)
     worst = log.worst_series(n=3, window_days=days)
-    write_report(out, drift=drift, accuracy=accuracy, worst_series=worst, status=status)
+    quantiles = QuantileSection(
+        coverage=log.coverage(
+            model_version=status.model_version if status else None,
+            window_days=settings.monitoring.window_days,
+        ),
+        bands=log.bands(model_version=status.model_version if status else None, window_days=days),
+    )
+    write_report(
+        out,
+        drift=drift,
+        accuracy=accuracy,
+        worst_series=worst,
+        status=status,
+        quantiles=quantiles,
+    )
     console.print(f"report written to {out}")

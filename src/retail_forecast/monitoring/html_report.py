@@ -1,4 +1,4 @@
-"""Self-contained HTML monitoring report: drift per feature, accuracy over time, worst series.
+"""Self-contained HTML monitoring report: drift, accuracy over time, worst series, quantile bands.
 
 Plots are inline SVG written here (no matplotlib at runtime, no external files or scripts), so
 the report is one file that opens anywhere.
@@ -11,12 +11,14 @@ import html
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from retail_forecast.monitoring.accuracy import ACTUAL, PREDICTION, MonitoringStatus
+from retail_forecast.monitoring.coverage import CoverageStatus, central_pairs, level_columns
 from retail_forecast.monitoring.drift import DriftReport
 from retail_forecast.schema import DATE, FAMILY, STORE
 from retail_forecast.utils.io import write_text_atomic
@@ -138,6 +140,84 @@ def svg_lines(lines: dict[str, pd.Series], *, y_label: str) -> str:
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class QuantileSection:
+    """The served quantiles: coverage status and ``PredictionLog.bands()`` rows to plot."""
+
+    coverage: CoverageStatus | None
+    bands: pd.DataFrame | None
+
+
+def svg_bands(rows: pd.DataFrame) -> str:
+    """One series: a shaded band per central interval (wider: lighter), point and actual lines.
+
+    ``rows``: date-sorted, with ``prediction``, ``actual`` and one float column per level.
+    """
+    days = pd.DatetimeIndex(rows[DATE])
+    pairs = central_pairs(level_columns(rows))
+    tops = [rows[ACTUAL].max(), rows[PREDICTION].max(), *(rows[hi].max() for _, hi in pairs)]
+    finite = [float(v) for v in tops if math.isfinite(float(v))]
+    y_max = max([*finite, 0.0]) * 1.05 or 1.0
+    span = max((days[-1] - days[0]).days, 1)
+
+    def xy(day: pd.Timestamp, value: float) -> str:
+        x = PAD + (WIDTH - 2 * PAD) * (day - days[0]).days / span
+        return f"{x:.1f},{HEIGHT - PAD + 10 - (HEIGHT - PAD) * value / y_max:.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT + 20}">']
+    for i, (lo, hi) in enumerate(reversed(pairs)):  # widest first, narrower drawn on top
+        keep = rows[[lo, hi]].notna().all(axis=1).to_numpy()
+        upper = [xy(d, v) for d, v in zip(days[keep], rows[hi][keep], strict=True)]
+        lower = [xy(d, v) for d, v in zip(days[keep], rows[lo][keep], strict=True)]
+        opacity = 0.18 + 0.17 * i
+        parts.append(
+            f'<polygon fill="#1f77b4" fill-opacity="{opacity:.2f}" stroke="none" '
+            f'points="{" ".join(upper + lower[::-1])}"><title>{hi - lo:.0%} interval '
+            f"({lo:g}-{hi:g})</title></polygon>"
+        )
+    for name, color in ((PREDICTION, "#1f77b4"), (ACTUAL, "#d62728")):
+        pts = " ".join(xy(d, v) for d, v in zip(days, rows[name], strict=True) if math.isfinite(v))
+        parts.append(
+            f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{pts}">'
+            f"<title>{name}</title></polyline>"
+        )
+    parts.append(
+        f'<text x="4" y="14" font-size="12">sales (max {y_max:.3g}); blue: forecast and bands, '
+        f'red: actual</text><text x="{PAD}" y="{HEIGHT + 6}" font-size="11">{days[0]:%Y-%m-%d}'
+        f'</text><text x="{WIDTH - PAD}" y="{HEIGHT + 6}" font-size="11" text-anchor="end">'
+        f"{days[-1]:%Y-%m-%d}</text></svg>"
+    )
+    return "".join(parts)
+
+
+def _quantile_section(section: QuantileSection | None) -> str:
+    coverage = section.coverage if section else None
+    parts = ["<h2>Quantile coverage</h2>"]
+    if coverage is None or not coverage.intervals:
+        message = coverage.message if coverage else "not computed"
+        return f"{parts[0]}<p>{_esc(message or 'no quantiles served')}</p>"
+    css = "bad" if coverage.alert else "ok"
+    parts.append(
+        f'<p>status <span class="{css}">{_esc(coverage.status)}</span>: '
+        f"{_esc(coverage.message)}</p>"
+    )
+    table = pd.DataFrame(
+        [
+            (f"{i.lower_level:g}-{i.upper_level:g}", i.nominal, i.coverage, i.n, i.status)
+            for i in coverage.intervals
+        ],
+        columns=["interval", "nominal", "coverage", "rows", "status"],
+    )
+    parts.append(_table(table))
+    bands = section.bands if section else None
+    if bands is not None and not bands.empty:
+        parts.append("<p>forecast bands vs actuals: the series most often outside their band</p>")
+        for (store, family), rows in bands.groupby([STORE, FAMILY], sort=False):
+            parts.append(f"<h3>store {_esc(store)}, {_esc(family)}</h3>")
+            parts.append(svg_bands(rows.sort_values(DATE)))
+    return "".join(parts)
+
+
 def _drift_section(drift: DriftReport | None) -> str:
     if drift is None:
         return "<h2>Drift</h2><p>not computed (no data window given)</p>"
@@ -218,11 +298,13 @@ def write_report(
     worst_series: pd.DataFrame | None,
     status: MonitoringStatus | None = None,
     title: str = "retail_forecast monitoring",
+    quantiles: QuantileSection | None = None,
 ) -> Path:
     """Write the HTML report atomically and return its path.
 
     ``accuracy``: rows per (date, family) with rmsle and n (``PredictionLog.accuracy(by=[
-    "date", "family"])``); ``worst_series``: ``PredictionLog.worst_series()``.
+    "date", "family"])``); ``worst_series``: ``PredictionLog.worst_series()``; ``quantiles``:
+    the coverage status and ``PredictionLog.bands()`` (bands drawn when the log holds any).
     """
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = (
@@ -230,6 +312,7 @@ def write_report(
         + _drift_section(drift)
         + _accuracy_section(accuracy, status)
         + _worst_section(worst_series)
+        + _quantile_section(quantiles)
     )
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -3,7 +3,7 @@
 The SQLite store (served forecasts, actuals and their conflict policy) is
 :class:`retail_forecast.storage.prediction_log_db.PredictionLogDB`; this class adds what
 monitoring computes from it: accuracy per family, horizon day or date, the status of a model
-version against its backtest, and the worst series.
+version against its backtest, the worst series, and the coverage of the served quantiles.
 """
 
 from __future__ import annotations
@@ -21,8 +21,17 @@ from retail_forecast.monitoring.accuracy import (
     accuracy_table,
     evaluate_status,
 )
+from retail_forecast.monitoring.coverage import (
+    MIN_COVERAGE_ROWS,
+    NO_QUANTILES,
+    TOLERANCE,
+    CoverageStatus,
+    coverage_status,
+    level_columns,
+    wide_quantiles,
+)
 from retail_forecast.schema import DATE, FAMILY, STORE
-from retail_forecast.storage.prediction_log_db import HORIZON_DAY, PredictionLogDB
+from retail_forecast.storage.prediction_log_db import ACTUAL, HORIZON_DAY, PredictionLogDB
 
 logger = logging.getLogger(__name__)
 
@@ -84,5 +93,55 @@ class PredictionLog(PredictionLogDB):
         per_series = accuracy_table(joined, by=[STORE, FAMILY])
         worst = per_series.nlargest(n, "rmsle")[[STORE, FAMILY]]
         rows = joined.merge(worst, on=[STORE, FAMILY])
+        rows = rows.sort_values([STORE, FAMILY, DATE, HORIZON_DAY])
+        return rows.drop_duplicates([STORE, FAMILY, DATE]).reset_index(drop=True)
+
+    def coverage(
+        self,
+        *,
+        model_version: str | None = None,
+        window_days: int = 7,
+        tolerance: float = TOLERANCE,
+        min_rows: int = MIN_COVERAGE_ROWS,
+    ) -> CoverageStatus:
+        """Coverage of the served central intervals of a version (default: the latest).
+
+        Never raises on a store failure: the status is then ``unavailable`` (no alert).
+        """
+        try:
+            version = model_version or self.latest_version()
+        except (sqlite3.Error, OSError) as exc:
+            logger.exception("monitoring store unreadable db=%s", self.db_path)
+            return CoverageStatus(UNAVAILABLE, False, model_version, window_days, message=str(exc))
+        if version is None:
+            return CoverageStatus(NO_QUANTILES, False, None, window_days, message="empty log")
+        return coverage_status(
+            self,
+            model_version=version,
+            window_days=window_days,
+            tolerance=tolerance,
+            min_rows=min_rows,
+        )
+
+    def bands(
+        self, *, model_version: str | None = None, n: int = 3, window_days: int | None = None
+    ) -> pd.DataFrame:
+        """Return the quantile rows of the ``n`` series that most often left their widest band.
+
+        Freshest forecast per day, one column per served level (``wide_quantiles``).
+        """
+        version = model_version or self.latest_version()
+        if version is None:
+            return pd.DataFrame()
+        joined, _ = self.joined_quantiles(model_version=version, window_days=window_days)
+        if joined.empty:
+            return joined
+        wide = wide_quantiles(joined)
+        levels = level_columns(wide)
+        lo, hi = levels[0], levels[-1]
+        misses = (wide[ACTUAL] < wide[lo]) | (wide[ACTUAL] > wide[hi])
+        per_series = wide.assign(miss=misses).groupby([STORE, FAMILY])["miss"].mean()
+        worst = per_series.sort_values(ascending=False, kind="stable").index[:n]
+        rows = wide.set_index([STORE, FAMILY]).loc[list(worst)].reset_index()
         rows = rows.sort_values([STORE, FAMILY, DATE, HORIZON_DAY])
         return rows.drop_duplicates([STORE, FAMILY, DATE]).reset_index(drop=True)

@@ -1,4 +1,4 @@
-"""The serving version's monitoring answers: accuracy status vs the backtest, and drift.
+"""The serving version's monitoring answers: accuracy vs the backtest, quantile coverage, drift.
 
 What GET /api/v1/monitoring/status and /drift compute, without HTTP: the caller hands over the
 prediction log and the model's monitoring sources (as callables, read only when needed) and
@@ -26,6 +26,7 @@ from retail_forecast.monitoring.accuracy import (
     accuracy_table,
     evaluate_status,
 )
+from retail_forecast.monitoring.coverage import CoverageStatus, coverage_status
 from retail_forecast.monitoring.drift import DriftReport, check_drift
 from retail_forecast.monitoring.reference import window_features
 from retail_forecast.schema import DATE
@@ -50,10 +51,11 @@ class HorizonAccuracy:
 
 @dataclass(frozen=True)
 class ServingStatus:
-    """The status of one model version and its accuracy per horizon day."""
+    """The status of one model version, its accuracy per horizon day, its quantile coverage."""
 
     status: MonitoringStatus
     by_horizon_day: list[HorizonAccuracy]
+    coverage: CoverageStatus
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,9 @@ def serving_status(
     model_version: str,
     config: MonitoringConfig,
 ) -> ServingStatus:
-    """Rate ``model_version`` over the last ``config.window_days`` of the log (one SQL join).
+    """Rate ``model_version`` over the last ``config.window_days`` of the log.
 
+    One SQL join for accuracy, one for the coverage of the served quantiles (same window).
     ``metrics`` is read only once the log answered; None: the model has no metrics source.
     """
     try:
@@ -91,9 +94,13 @@ def serving_status(
             config.window_days,
             message="the monitoring store is unreadable; see the service log",
         )
-        return ServingStatus(status, [])
+        coverage = CoverageStatus(
+            UNAVAILABLE, False, model_version, config.window_days, message=status.message
+        )
+        return ServingStatus(status, [], coverage)
     status = rate_version(joined, _read_metrics(metrics), version=model_version, config=config)
-    return ServingStatus(status, accuracy_by_day(joined))
+    coverage = coverage_status(log, model_version=model_version, window_days=config.window_days)
+    return ServingStatus(status, accuracy_by_day(joined), coverage)
 
 
 def _read_metrics(metrics: MetricsSource | None) -> Mapping[str, Any] | None:

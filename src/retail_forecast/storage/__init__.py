@@ -43,7 +43,8 @@ How each store answers a batch that holds conflicts or refused rows:
 Modules: ``history`` (HistoryStore), ``history_snapshot`` (its immutable states),
 ``history_rows`` (validating and completing days of actuals, no I/O), ``history_merge``
 (judging a batch against what is stored), ``history_db`` (the history's SQLite tables),
-``prediction_log_db`` (the prediction log's tables), ``conflict_policy`` (the rule above),
+``prediction_log_db`` (the prediction log's tables), ``prediction_log_rows`` (its records),
+``prediction_quantiles`` (the quantiles it logs), ``conflict_policy`` (the rule above),
 ``corrections`` (the audit table), ``plausibility`` (the ceiling and the spike rule).
 """
 

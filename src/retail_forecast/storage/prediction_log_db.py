@@ -29,39 +29,40 @@ from pathlib import Path
 from typing import Any, Final, Self
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.config import MonitoringConfig
-from retail_forecast.errors import DataValidationError
-from retail_forecast.schema import DATE, FAMILY, STORE, TARGET
+from retail_forecast.schema import DATE
 from retail_forecast.storage.conflict_policy import (
-    CORRECTION,
     MAX_LISTED,
     agrees,
     conflict_message,
     describe_conflict,
-    disagreeing_repeats,
 )
 from retail_forecast.storage.corrections import (
     CORRECTIONS_DDL,
-    REQUEST_ID,
     Correction,
     read_corrections,
     record_corrections,
 )
-from retail_forecast.storage.plausibility import MAX_SALES
+from retail_forecast.storage.prediction_log_rows import (
+    ACTUAL,
+    HORIZON_DAY,
+    MODEL,
+    PREDICTION,
+    actual_rows,
+    prediction_rows,
+)
+from retail_forecast.storage.prediction_quantiles import (
+    QUANTILES_DDL,
+    has_quantiles,
+    read_joined_quantiles,
+    write_quantiles,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ACTUAL", "HORIZON_DAY", "MODEL", "PREDICTION", "IngestResult", "PredictionLogDB"]
-
-# Columns of the log's frames: ``log_predictions`` reads them, ``joined`` returns them.
-PREDICTION: Final = "prediction"
-ACTUAL: Final = "actual"
-MODEL: Final = "model"
-HORIZON_DAY: Final = "horizon_day"
-ACTUAL_KEY: Final = (STORE, FAMILY, DATE)
 
 SCHEMA: Final = (
     """
@@ -79,6 +80,8 @@ CREATE TABLE IF NOT EXISTS actuals (
 ) WITHOUT ROWID;
 """
     + CORRECTIONS_DDL
+    + ";"
+    + QUANTILES_DDL
     + ";"
 )
 
@@ -148,89 +151,6 @@ def _iso(value: dt.datetime | None) -> str:
     return stamp.isoformat(timespec="milliseconds")
 
 
-def _dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, errors="coerce").dt.strftime("%Y-%m-%d")
-
-
-def _prediction_rows(
-    rows: pd.DataFrame, *, model_version: str, request_time: str, model: str | None
-) -> list[tuple[object, ...]]:
-    value_col = PREDICTION if PREDICTION in rows else TARGET
-    frame = pd.DataFrame(
-        {
-            "v": model_version,
-            "s": rows[STORE].astype(np.int64),
-            "f": rows[FAMILY].astype(str),
-            "d": _dates(rows[DATE]),
-            "h": rows[HORIZON_DAY].astype(np.int64),
-            "p": rows[value_col].astype(np.float64),
-            "m": rows[MODEL].astype(str) if MODEL in rows else (model or "unknown"),
-            "t": request_time,
-        }
-    )
-    if frame["d"].isna().any() or not np.isfinite(frame["p"]).all():
-        raise DataValidationError("prediction rows with invalid dates or values")
-    return list(frame.itertuples(index=False, name=None))
-
-
-def _is_true(rows: pd.DataFrame, name: str) -> npt.NDArray[np.bool_]:
-    """Read an optional column: True where it holds the boolean true (absent or else: False)."""
-    if name not in rows:
-        return np.zeros(len(rows), dtype=bool)
-    if rows[name].dtype == bool:
-        return rows[name].to_numpy(dtype=bool)
-    return np.fromiter((v is True or v is np.True_ for v in rows[name]), bool, count=len(rows))
-
-
-def _actual_rows(rows: pd.DataFrame) -> tuple[list[tuple[object, ...]], int]:
-    """Return the valid actuals, one row per key, and the number of rows rejected.
-
-    Invalid: a missing date, a store that is not an integer, sales not finite, negative or above
-    MAX_SALES; every row of a key repeated with different values (which one is right is
-    unknown). A key repeated with the same value is one row, a correction if any repeat says so.
-    """
-    missing = [c for c in (DATE, STORE, FAMILY, TARGET) if c not in rows]
-    if missing:
-        raise DataValidationError(f"actuals lack columns {missing}")
-    frame = pd.DataFrame(
-        {
-            STORE: pd.to_numeric(rows[STORE], errors="coerce"),
-            FAMILY: rows[FAMILY].astype(str),
-            DATE: _dates(rows[DATE]),
-            TARGET: pd.to_numeric(rows[TARGET], errors="coerce"),
-            CORRECTION: _is_true(rows, CORRECTION),
-            REQUEST_ID: rows[REQUEST_ID].astype(object) if REQUEST_ID in rows else None,
-        }
-    )
-    store, sales = frame[STORE].to_numpy(np.float64), frame[TARGET].to_numpy(np.float64)
-    with np.errstate(invalid="ignore"):
-        good = frame[DATE].notna().to_numpy() & np.isfinite(store) & (store == np.round(store))
-        good &= np.isfinite(sales) & (sales >= 0) & (sales <= MAX_SALES)
-    frame = frame[good].sort_values(list(ACTUAL_KEY), kind="stable")
-    keys = frame[list(ACTUAL_KEY)]
-    repeat = (keys == keys.shift()).all(axis=1).to_numpy()
-    key_id = np.cumsum(~repeat)
-    differs = disagreeing_repeats(repeat, frame[TARGET].to_numpy())
-    contradicted = np.isin(key_id, key_id[differs])
-    starts = np.flatnonzero(~repeat)
-    correct = frame[CORRECTION].to_numpy(dtype=bool)
-    correct = np.logical_or.reduceat(correct, starts)[key_id - 1] if starts.size else correct
-    keep = ~repeat & ~contradicted
-    kept = frame[keep]
-    records: list[tuple[object, ...]] = list(
-        zip(
-            kept[STORE].astype(np.int64),
-            kept[FAMILY],
-            kept[DATE],
-            kept[TARGET],
-            correct[keep].astype(int).tolist(),
-            [None if pd.isna(r) else str(r) for r in kept[REQUEST_ID]],
-            strict=True,
-        )
-    )
-    return records, int((~good).sum() + contradicted.sum())
-
-
 class PredictionLogDB:
     """SQLite (WAL) store of served predictions and observed actuals."""
 
@@ -264,16 +184,21 @@ class PredictionLogDB:
         """Record served forecasts; never raises (returns False and logs on any failure).
 
         ``rows``: date (target date), store_nbr, family, horizon_day and the forecast as
-        ``prediction`` or ``sales``; an optional ``model`` column names the producing model.
+        ``prediction`` or ``sales``; an optional ``model`` column names the producing model,
+        optional ``quantile_<level>`` columns the quantiles served (NaN: not asked; see
+        storage.prediction_quantiles), stored with the point in one transaction.
         """
         try:
-            records = _prediction_rows(
+            frame = prediction_rows(
                 rows, model_version=model_version, request_time=_iso(request_time), model=model
             )
             with self.connect() as conn:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records
+                    "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    frame.itertuples(index=False, name=None),
                 )
+                keys = frame[["v", "d", "s", "f", "h"]]
+                write_quantiles(conn, keys, rows, model_version=model_version)
         except Exception:  # monitoring must never fail a prediction (promise 26)
             logger.exception(
                 "prediction log write failed; predictions not logged db=%s rows=%d",
@@ -291,7 +216,7 @@ class PredictionLogDB:
         missing column raises DataValidationError. Store failures are logged and returned as
         ``ok=False``.
         """
-        records, rejected = _actual_rows(rows)
+        records, rejected = actual_rows(rows)
         try:
             stored = self._store_actuals(records, _iso(now))
         except (sqlite3.Error, OSError) as exc:
@@ -366,14 +291,34 @@ class PredictionLogDB:
         """Predictions joined with their actuals; the last ``window_days`` scored target days."""
         params: dict[str, str | None] = {"version": model_version, "first": "0000-00-00"}
         with self.connect() as conn:
-            if window_days is not None:
-                last = conn.execute(LAST_JOINED, params).fetchone()[0]
-                if last is not None:
-                    first = pd.Timestamp(last) - pd.Timedelta(days=window_days - 1)
-                    params["first"] = f"{first:%Y-%m-%d}"
+            params["first"] = _window_first(conn, model_version, window_days)
             frame = pd.read_sql_query(JOINED, conn, params=params)
         frame[DATE] = pd.to_datetime(frame[DATE])
         return frame
+
+    def joined_quantiles(
+        self, *, model_version: str, window_days: int | None = None
+    ) -> tuple[pd.DataFrame, bool]:
+        """Return a version's logged quantiles with actuals, over the window of :meth:`joined`.
+
+        Returns the long frame (storage.prediction_quantiles.read_joined_quantiles) and whether
+        the version has any quantile logged at all (scored or not).
+        """
+        with self.connect() as conn:
+            first = _window_first(conn, model_version, window_days)
+            frame = read_joined_quantiles(conn, version=model_version, first=first)
+            served = not frame.empty or has_quantiles(conn, model_version)
+        return frame, served
+
+
+def _window_first(conn: sqlite3.Connection, version: str | None, window_days: int | None) -> str:
+    """First target day of the last ``window_days`` scored target days (all: the epoch)."""
+    if window_days is None:
+        return "0000-00-00"
+    last = conn.execute(LAST_JOINED, {"version": version}).fetchone()[0]
+    if last is None:
+        return "0000-00-00"
+    return f"{pd.Timestamp(last) - pd.Timedelta(days=window_days - 1):%Y-%m-%d}"
 
 
 def _correct(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], now: str) -> None:

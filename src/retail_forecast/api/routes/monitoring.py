@@ -22,6 +22,7 @@ from retail_forecast.api.monitoring_schemas import (
     DriftResponse,
     MonitoringStatusResponse,
     PredictionLogStats,
+    QuantileCoverage,
 )
 from retail_forecast.api.routes.common import error_responses
 from retail_forecast.api.runtime.recorder import RecorderStats
@@ -44,7 +45,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="Recent forecast accuracy of the serving version vs its backtest; alert if degraded",
 )
 async def monitoring_status(request: Request, state: StateDep) -> MonitoringStatusResponse:
-    """``degraded`` (alert) when the recent RMSLE exceeds the configured ratio x the backtest."""
+    """``degraded`` (alert) when the recent RMSLE exceeds the configured ratio x the backtest.
+
+    ``coverage``: the served quantiles' central intervals over the same window; its own
+    ``alert`` (``miscalibrated``) when one leaves nominal +/- 5 points.
+    """
     predictor = state.require_predictor()
     work = partial(
         build_status,
@@ -84,10 +89,15 @@ def build_status(
     body = rated.status.to_dict()
     window = body.pop("window")
     body["model_version"] = version
+    coverage = rated.coverage.to_dict()
+    coverage.pop("model_version")
+    coverage.pop("window_days")
+    coverage["window"] = _date_window(coverage["window"])
     return MonitoringStatusResponse(
         **body,
         window=DateWindow(first=window[0], last=window[1]) if window else None,
         by_horizon_day=[AccuracyRow(**asdict(day)) for day in rated.by_horizon_day],
+        coverage=QuantileCoverage.model_validate(coverage),
         prediction_log=PredictionLogStats(**asdict(stats)),
     )
 

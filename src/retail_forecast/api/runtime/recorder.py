@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,7 @@ from retail_forecast.storage.prediction_log_db import (
     PREDICTION,
     PredictionLogDB,
 )
+from retail_forecast.storage.prediction_quantiles import quantile_column
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class ServedForecasts:
     families: Sequence[str]
     sales: Sequence[float]
     models: Sequence[str]
+    # level -> values aligned with the rows; None when the request asked for no quantiles
+    quantiles: Mapping[float, Sequence[float]] | None = None
 
     def __len__(self) -> int:
         return len(self.dates)
@@ -67,7 +70,7 @@ def served_frame(group: Sequence[ServedForecasts]) -> pd.DataFrame:
     ordinals = np.fromiter((d.toordinal() for s in group for d in s.dates), np.int64, count=n)
     ends = np.repeat([served.history_end.toordinal() for served in group], sizes)
     days = from_ordinals(ordinals)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             DATE: days[keep],
             STORE: np.fromiter((v for s in group for v in s.stores), np.int64, count=n)[keep],
@@ -77,6 +80,29 @@ def served_frame(group: Sequence[ServedForecasts]) -> pd.DataFrame:
             MODEL: models[keep],
         }
     )
+    for level, values in _quantile_columns(group, sizes).items():
+        frame[quantile_column(level)] = values[keep]
+    return frame
+
+
+def _quantile_columns(
+    group: Sequence[ServedForecasts], sizes: Sequence[int]
+) -> dict[float, np.ndarray]:
+    """One array per level any request of the group asked for; NaN in the other requests' rows.
+
+    Empty when no request asked for quantiles: the log then stores nothing more than before.
+    """
+    levels = sorted({float(level) for s in group for level in s.quantiles or {}})
+    columns: dict[float, np.ndarray] = {}
+    for level in levels:
+        parts = []
+        for served, size in zip(group, sizes, strict=True):
+            values = (served.quantiles or {}).get(level)
+            if values is not None and len(values) != size:
+                raise ValueError(f"quantiles[{level}]: {len(values)} values for {size} rows")
+            parts.append(np.full(size, np.nan) if values is None else np.asarray(values, float))
+        columns[level] = np.concatenate(parts) if parts else np.empty(0)
+    return columns
 
 
 def _in_order(frames: list[pd.DataFrame]) -> list[list[pd.DataFrame]]:
