@@ -16,6 +16,14 @@ Users are closed-loop (each sends its next request when the answer arrives) unle
 ``--user-rps`` paces them. Default 10 users: on the 2-core VM 4 users already saturate the
 single-worker service (4 inference threads); more users only add queueing to the latency.
 RSS "flat" = mean VmRSS of the last minute of the load over that of the first minute.
+
+Quantiles (issue 17's serving cost): ``--quantiles 0.1,0.5,0.9`` adds ``"quantiles"`` to every
+single-series body; ``--compare-quantiles`` runs the load twice back to back against the same
+service, point-only first, then with the quantiles (``--quantiles``, default 0.1,0.5,0.9),
+``--seconds`` each, and reports p50/p95/p99 and req/s side by side with the p99 ratio.
+
+    .venv/bin/python bench/serve.py --artifacts A --data-dir D --compare-quantiles \
+        --seconds 60 --users 4 --out bench/serve_quantiles.json
 Prints a markdown table and writes the numbers as JSON (``--out``); exits non-zero on any
 failed request.
 
@@ -145,8 +153,14 @@ def loopback_url(host: str, port: int) -> str:
     return url
 
 
-def request_bodies(data_dir: Path) -> tuple[list[str], str, int]:
-    """One JSON body per real (store_nbr, family) series (16 rows), and all rows in one body."""
+DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
+
+
+def request_bodies(data_dir: Path, quantiles: tuple[float, ...] = ()) -> tuple[list[str], str, int]:
+    """One JSON body per real (store_nbr, family) series (16 rows), and all rows in one body.
+
+    ``quantiles``: levels added to each single-series body (the all-series body stays point-only).
+    """
     test = pd.read_csv(
         data_dir / "test.csv", usecols=["date", "store_nbr", "family", "onpromotion"]
     )
@@ -157,7 +171,10 @@ def request_bodies(data_dir: Path) -> tuple[list[str], str, int]:
         rec = {"date": str(d), "store_nbr": int(s), "family": str(f), "onpromotion": int(p)}
         records.append(rec)
         per_series.setdefault((int(s), str(f)), []).append(rec)
-    bodies = [json.dumps({"rows": rows}, separators=(",", ":")) for rows in per_series.values()]
+    extra = {"quantiles": list(quantiles)} if quantiles else {}
+    bodies = [
+        json.dumps({"rows": rows, **extra}, separators=(",", ":")) for rows in per_series.values()
+    ]
     return bodies, json.dumps({"rows": records}, separators=(",", ":")), len(records)
 
 
@@ -216,9 +233,12 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> float:
 
 def check_one(url: str, body: str) -> None:
     r = httpx.post(url + PREDICT, content=body, headers=JSON_HEADERS, timeout=60)
-    rows = len(json.loads(body)["rows"])
+    request = json.loads(body)
     assert r.status_code == 200, r.text[:300]
-    assert len(r.json()["predictions"]) == rows, "predictions != rows"
+    predictions = r.json()["predictions"]
+    assert len(predictions) == len(request["rows"]), "predictions != rows"
+    levels = [repr(float(q)) for q in request.get("quantiles", [])]
+    assert all(list(p.get("quantiles", {})) == levels for p in predictions), "quantiles missing"
 
 
 def percentile_ms(response_times: dict[float, int], count: int, percent: float) -> float:
@@ -252,31 +272,36 @@ def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_locust(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
-    """Run locust headless for ``--seconds``; summarise its final stats."""
+def run_locust(
+    args: argparse.Namespace, url: str, work: Path, bodies: Path, tag: str = "locust"
+) -> dict[str, Any]:
+    """Run locust headless for ``--seconds`` over the bodies in ``bodies``; summarise its stats.
+
+    ``tag`` names its files in ``work`` (one run per tag).
+    """
     command = [
         str(Path(sys.executable).with_name("locust")),
         "-f", str(LOCUSTFILE), "--headless", "--only-summary",
         "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
         "--host", url, "--loglevel", "WARNING",
-        "--json-file", str(work / "locust_final"),  # the final stats (the CSV lags by ~1 s)
-        "--csv", str(work / "locust"),  # per-second history, kept with --keep
+        "--json-file", str(work / f"{tag}_final"),  # the final stats (the CSV lags by ~1 s)
+        "--csv", str(work / tag),  # per-second history, kept with --keep
     ]  # fmt: skip
-    env = {**os.environ, "RF_BENCH_BODIES": str(work / "bodies.json")}
+    env = {**os.environ, "RF_BENCH_BODIES": str(bodies)}
     if args.user_rps:
         env["RF_BENCH_USER_RPS"] = str(args.user_rps)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    with (work / "locust.log").open("wb") as log:
+    with (work / f"{tag}.log").open("wb") as log:
         proc = subprocess.run(
             command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
             timeout=args.seconds + 120, check=False,
         )  # fmt: skip
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    final = work / "locust_final.json"
+    final = work / f"{tag}_final.json"
     if not final.exists():
-        tail = (work / "locust.log").read_text(errors="replace")[-3000:]
+        tail = (work / f"{tag}.log").read_text(errors="replace")[-3000:]
         raise SystemExit(f"locust exited {proc.returncode} without stats; log tail:\n{tail}")
     return {
         "command": " ".join(command),
@@ -285,6 +310,55 @@ def run_locust(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]
         "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
         **summarize(json.loads(final.read_text())),
     }
+
+
+def quantile_levels(args: argparse.Namespace) -> tuple[float, ...]:
+    """The levels the quantile bodies carry: ``--quantiles``, or 0.1,0.5,0.9 with a comparison."""
+    if args.quantiles:
+        return tuple(float(q) for q in args.quantiles.split(","))
+    return DEFAULT_QUANTILES if args.compare_quantiles else ()
+
+
+def run_loads(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
+    """The load run(s): ``locust`` (point-only, or with quantiles when only those are asked)
+    and, with ``--compare-quantiles``, ``locust_quantiles`` right after it on the same service.
+    """
+    point, with_q = work / "bodies.json", work / "bodies_quantiles.json"
+    if not args.compare_quantiles:
+        return {"locust": run_locust(args, url, work, with_q if args.quantiles else point)}
+    return {
+        "locust": run_locust(args, url, work, point),
+        "locust_quantiles": run_locust(args, url, work, with_q, tag="locust_quantiles"),
+    }
+
+
+def side_by_side(result: dict[str, Any]) -> str:
+    """Point-only and quantile load runs as a markdown table (``--compare-quantiles``)."""
+    runs = [("point only", result["locust"]), ("with quantiles", result["locust_quantiles"])]
+    levels = ",".join(str(q) for q in quantile_levels_of(result))
+    lines = [
+        "| single series x 16 days | req/s | p50 | p95 | p99 | max | requests / failures |"
+        "\n|---|---|---|---|---|---|---|",
+    ]
+    for name, loc in runs:
+        label = f"{name} ({levels})" if name == "with quantiles" else name
+        ms = " | ".join(f"{loc[k]:.0f} ms" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+        lines.append(
+            f"| {label} | {loc['req_per_s']:.1f} | {ms} | {loc['requests']} / {loc['failures']} |"
+        )
+    point, quant = (loc["p99_ms"] for _, loc in runs)
+    ratio = quant / point if point else float("nan")
+    lines.append(f"\np99 with quantiles / point-only: {ratio:.3f}")
+    return "\n".join(lines)
+
+
+def quantile_levels_of(result: dict[str, Any]) -> list[float]:
+    args = result["args"]
+    return (
+        [float(q) for q in args["quantiles"].split(",")]
+        if args["quantiles"]
+        else [*DEFAULT_QUANTILES]
+    )
 
 
 def time_all_series(url: str, body: str, rows: int, reps: int) -> list[float]:
@@ -320,8 +394,11 @@ def rss_windows(sampler: RssSampler, start: float, end: float) -> dict[str, Any]
 
 def measure(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     """Start the service, run the load and the all-series requests, SIGTERM it."""
+    levels = quantile_levels(args)
     bodies, all_body, all_rows = request_bodies(args.data_dir)
+    q_bodies = request_bodies(args.data_dir, levels)[0] if levels else []
     (work / "bodies.json").write_text(json.dumps(bodies))
+    (work / "bodies_quantiles.json").write_text(json.dumps(q_bodies))
     env, raised = service_env(work, len(all_body.encode()), all_rows)
     log = work / "serve.log"
     result: dict[str, Any] = {
@@ -340,8 +417,10 @@ def measure(args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
         result["ready_s"] = wait_ready(url, proc, log)
         result["rss_ready_mib"] = rss_mib(proc.pid)
         check_one(url, bodies[0])
+        if q_bodies:
+            check_one(url, q_bodies[0])
         cpu0, load_t0 = cpu_seconds(proc.pid), time.monotonic()
-        result["locust"] = run_locust(args, url, work)
+        result.update(run_loads(args, url, work))
         load_t1 = time.monotonic()
         result["service_cpu_s_during_load"] = cpu_seconds(proc.pid) - cpu0
         result["rss"] = rss_windows(sampler, load_t0, load_t1)
@@ -421,6 +500,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--all-series-reps", type=int, default=5)
     parser.add_argument("--host", default=LOOPBACK, help="only 127.0.0.1 is accepted")
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
+    parser.add_argument(
+        "--quantiles",
+        default=None,
+        help="levels added to each single-series body, e.g. 0.1,0.5,0.9 (default: none)",
+    )
+    parser.add_argument(
+        "--compare-quantiles",
+        action="store_true",
+        help="run point-only, then with quantiles (default 0.1,0.5,0.9), each --seconds long",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work dir")
     return parser.parse_args(argv)
@@ -452,6 +541,9 @@ def main() -> None:
         **result,
     }
     print(report(result))
+    if "locust_quantiles" in result:
+        print()
+        print(side_by_side(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(f"wrote {args.out}")
@@ -459,11 +551,12 @@ def main() -> None:
         print(f"work dir (service log, locust CSV and log): {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    failures = result["locust"]["failures"]
-    if failures or result["locust"]["exit_code"] != 0:
-        raise SystemExit(
-            f"FAILED: {failures} failed requests, locust exit {result['locust']['exit_code']}"
-        )
+    for key in ("locust", "locust_quantiles"):
+        run = result.get(key)
+        if run is not None and (run["failures"] or run["exit_code"] != 0):
+            raise SystemExit(
+                f"FAILED ({key}): {run['failures']} failed requests, locust exit {run['exit_code']}"
+            )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.api.deps import ServiceState
 from retail_forecast.api.jsonbody import parse_json_body
+from retail_forecast.api.quantile_request import check_quantiles_served, extract_predict
 from retail_forecast.api.runtime.recorder import ServedForecasts
 from retail_forecast.api.schemas import PredictRow
 from retail_forecast.api.validation import (
@@ -28,7 +30,6 @@ from retail_forecast.api.validation import (
     check_domain,
     check_duplicates,
     check_horizon_prefix,
-    extract_rows,
     raise_if_any,
     validate_types,
 )
@@ -36,11 +37,13 @@ from retail_forecast.closed_days import is_closed_date
 from retail_forecast.features.calendar import from_ordinals
 from retail_forecast.features.keys import family_dtype
 from retail_forecast.inference.postprocess import checked_frame
-from retail_forecast.inference.predictor import Predictor, ServingDomain
+from retail_forecast.inference.predictor import Predictor, ServingDomain, served_calibration
+from retail_forecast.models.quantiles import QuantileCalibration, zero_rows
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE
 
 logger = logging.getLogger(__name__)
 
+Bands = npt.NDArray[np.float64]  # (rows, levels): a request's quantiles, in its level order
 Answer = tuple[bytes, ServedForecasts]  # the JSON body, and what monitoring logs about it
 
 
@@ -91,7 +94,8 @@ def answer_predict(body: bytes, *, predictor: Predictor, max_rows: int) -> bytes
 def answer_and_record(body: bytes, *, predictor: Predictor, max_rows: int) -> Answer:
     """Answer like :func:`answer_predict`; also return what monitoring logs about it."""
     domain = predictor.domain  # one snapshot for the whole request
-    batch = validated_rows(body, domain=domain, max_rows=max_rows)
+    calibration = served_calibration(predictor)
+    batch = validated_rows(body, domain=domain, max_rows=max_rows, calibration=calibration)
     return answer_validated([batch], predictor, domain)[0]
 
 
@@ -106,11 +110,15 @@ def answer_batch(jobs: Sequence[PredictJob]) -> list[Answer | Exception]:
     """
     predictor = jobs[0].predictor
     domain = predictor.domain
+    calibration = served_calibration(predictor)
     outcomes: list[Answer | Exception] = [RuntimeError("unanswered")] * len(jobs)
     valid: list[tuple[int, RowBatch]] = []
     for i, job in enumerate(jobs):
         try:
-            valid.append((i, validated_rows(job.body, domain=domain, max_rows=job.max_rows)))
+            batch = validated_rows(
+                job.body, domain=domain, max_rows=job.max_rows, calibration=calibration
+            )
+            valid.append((i, batch))
         except Exception as exc:  # the job's own answer (ApiError: its 4xx)
             outcomes[i] = exc
     for group in _disjoint_series(valid):
@@ -120,28 +128,44 @@ def answer_batch(jobs: Sequence[PredictJob]) -> list[Answer | Exception]:
     return outcomes
 
 
-def validated_rows(body: bytes, *, domain: ServingDomain, max_rows: int) -> RowBatch:
-    """Parse and validate a /predict body against ``domain``; ApiError (4xx) names every field."""
-    rows = extract_rows(parse_json_body(body), max_rows=max_rows)
+def validated_rows(
+    body: bytes,
+    *,
+    domain: ServingDomain,
+    max_rows: int,
+    calibration: QuantileCalibration | None = None,
+) -> RowBatch:
+    """Parse and validate a /predict body against ``domain``; ApiError (4xx) names every field.
+
+    ``calibration``: the serving model's (None: a request naming quantiles gets a 409).
+    """
+    rows, levels = extract_predict(parse_json_body(body), max_rows=max_rows)
     problems = Problems()
     batch = validate_types(rows, PredictRow, problems)
     check_domain(batch, domain, problems)
     check_duplicates(batch, problems)
     check_horizon_prefix(batch, domain, problems)
     raise_if_any(problems, domain, len(rows))
+    batch.levels = levels
+    check_quantiles_served(batch, calibration, domain)
     return batch
 
 
 def answer_validated(
     batches: Sequence[RowBatch], predictor: Predictor, domain: ServingDomain
 ) -> list[Answer]:
-    """Forecast validated requests in one model call; render each in its own request order."""
+    """Forecast validated requests in one model call; render each in its own request order.
+
+    The quantiles of every request that asks for them come from one vectorised calibration
+    call over the points just forecast (:func:`quantile_batches`).
+    """
     forecasts = forecast_batches(batches, predictor, families=domain.families)
+    bands = quantile_batches(batches, forecasts, served_calibration(predictor), domain)
     version = predictor.model_version
     answered = dt.datetime.now(dt.UTC)
     return [
         (
-            render_predictions(batch, sales, models, version),
+            render_predictions(batch, sales, models, version, band),
             ServedForecasts(
                 model_version=version,
                 history_end=domain.history_end,
@@ -151,10 +175,55 @@ def answer_validated(
                 families=batch.family,
                 sales=sales,
                 models=models,
+                quantiles=_logged_quantiles(batch.levels, band),
             ),
         )
-        for batch, (sales, models) in zip(batches, forecasts, strict=True)
+        for batch, (sales, models), band in zip(batches, forecasts, bands, strict=True)
     ]
+
+
+def quantile_batches(
+    batches: Sequence[RowBatch],
+    forecasts: Sequence[tuple[list[float], list[str]]],
+    calibration: QuantileCalibration | None,
+    domain: ServingDomain,
+) -> list[Bands | None]:
+    """Quantiles of the batches that ask for them: one calibration call over all their rows.
+
+    The levels are the union of the requests' (each request then takes its own columns, in
+    its order); the horizon day is ``date - history_end`` of the request's domain snapshot;
+    closed (date rule or ``open`` 0) and zero-rule rows are 0 at every level.
+    """
+    out: list[Bands | None] = [None] * len(batches)
+    wanted = [i for i, batch in enumerate(batches) if batch.levels]
+    if not wanted:
+        return out
+    if calibration is None:  # validated_rows refuses such requests (409) before the model
+        raise RuntimeError("quantiles requested from a predictor without a calibration")
+    levels = sorted({level for i in wanted for level in batches[i].levels or ()})
+    point = np.concatenate([np.asarray(forecasts[i][0], dtype=np.float64) for i in wanted])
+    labels = np.concatenate([np.asarray(forecasts[i][1], dtype=object) for i in wanted])
+    end = domain.history_end.toordinal()
+    days = np.fromiter(
+        (day.toordinal() - end for i in wanted for day in batches[i].date), np.int64, point.size
+    )
+    values = calibration.quantiles(point, days, levels, zero=zero_rows(point, labels))
+    column = {level: j for j, level in enumerate(levels)}
+    start = 0
+    for i in wanted:
+        size = len(batches[i].date)
+        out[i] = values[start : start + size, [column[level] for level in batches[i].levels or ()]]
+        start += size
+    return out
+
+
+def _logged_quantiles(
+    levels: tuple[float, ...] | None, band: Bands | None
+) -> dict[float, list[float]] | None:
+    """Return what the prediction log stores: level -> values aligned with the rows."""
+    if not levels or band is None:
+        return None
+    return {level: band[:, j].tolist() for j, level in enumerate(levels)}
 
 
 def forecast_batches(
@@ -240,16 +309,23 @@ def _disjoint_series(
 
 
 def render_predictions(
-    batch: RowBatch, sales: list[float], models: list[str], model_version: str
+    batch: RowBatch,
+    sales: list[float],
+    models: list[str],
+    model_version: str,
+    band: Bands | None = None,
 ) -> bytes:
     """Serialize in request order; every value was validated or checked, so a template is safe.
 
-    Families come from the bundle's set and models from MODEL_NAMES; sales are finite floats
-    (``repr`` is valid JSON for those). A template is much faster than json.dumps of one dict
-    per row on a full-domain request (bench/api_overhead.py).
+    Families come from the bundle's set and models from MODEL_NAMES; sales and quantiles are
+    finite floats (``repr`` is valid JSON for those). A template is much faster than json.dumps
+    of one dict per row on a full-domain request (bench/api_overhead.py). ``band``: the rows'
+    quantiles at ``batch.levels`` (a ``"quantiles"`` object per row); None: the point-only
+    answer, byte for byte as before quantiles existed.
     """
     iso: dict[dt.date, str] = {}
     fam: dict[str, str] = {}
+    tails = _quantile_tails(batch.levels, band) if band is not None else None
     parts: list[str] = []
     for k in range(len(batch.index)):
         day, family = batch.date[k], batch.family[k]
@@ -257,10 +333,22 @@ def render_predictions(
         family_json = fam.get(family) or fam.setdefault(family, json.dumps(family))
         ident = "" if batch.id[k] is None else f'"id": {int(batch.id[k] or 0)}, '
         closed = "true" if models[k] == "closed" else "false"
+        tail = "" if tails is None else tails[k]
         parts.append(
             f'{{{ident}"date": "{date_text}", "store_nbr": {int(batch.store_nbr[k])}, '
             f'"family": {family_json}, "sales": {float(sales[k])!r}, "model": "{models[k]}", '
-            f'"closed": {closed}}}'
+            f'"closed": {closed}{tail}}}'
         )
     head = json.dumps(model_version)
     return f'{{"model_version": {head}, "predictions": [{", ".join(parts)}]}}'.encode()
+
+
+def _quantile_tails(levels: tuple[float, ...] | None, band: Bands) -> list[str]:
+    """``, "quantiles": {"0.1": 3.2, ...}`` per row; keys are the levels' shortest repr."""
+    keys = [json.dumps(repr(float(level))) for level in levels or ()]
+    return [
+        ', "quantiles": {'
+        + ", ".join(f"{key}: {value!r}" for key, value in zip(keys, row, strict=True))
+        + "}"
+        for row in band.tolist()
+    ]

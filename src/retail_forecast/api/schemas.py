@@ -12,6 +12,7 @@ from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypedDict
 
 from retail_forecast.config import ActualsConfig
+from retail_forecast.models.quantiles import MAX_LEVELS
 from retail_forecast.storage.plausibility import MAX_SALES, SpikeRule
 
 INT64_MAX: Final = 2**63 - 1
@@ -134,8 +135,32 @@ class ActualsRow(TypedDict):
     correction: NotRequired[Correction]
 
 
+QuantileLevel = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+QUANTILES_REQUEST: Final = (
+    f"Optional: 1 to {MAX_LEVELS} distinct levels, each a JSON number strictly between 0 and 1"
+    " (e.g. [0.1, 0.5, 0.9]; M5's nine: 0.005, 0.025, 0.165, 0.25, 0.5, 0.75, 0.835, 0.975,"
+    " 0.995). Each prediction then carries its quantiles at these levels. Left out, the answer"
+    " is point forecasts only. A model version without a quantile calibration answers 409."
+)
+QUANTILES_RESPONSE: Final = (
+    "Only when the request named quantiles: level -> quantile of that day's sales, in the"
+    ' request\'s order. Keys are the levels as shortest decimal strings ("0.1", "0.975").'
+    " Values are >= 0 and never decrease as the level grows; 0 at every level on a closed day"
+    ' and for the dead-series rule (model "closed" or "zero_rule").'
+)
+
+
+def _quantiles_schema(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # optional, never null
+    schema["uniqueItems"] = True
+
+
 class PredictRequest(StrictModel):
     rows: list[PredictRow] = Field(min_length=1)
+    quantiles: (
+        Annotated[list[QuantileLevel], Field(min_length=1, max_length=MAX_LEVELS)]
+        | SkipJsonSchema[None]
+    ) = Field(default=None, description=QUANTILES_REQUEST, json_schema_extra=_quantiles_schema)
 
 
 class ActualsRequest(StrictModel):
@@ -153,6 +178,9 @@ class Prediction(BaseModel):
     sales: float = Field(ge=0)
     model: ModelLiteral
     closed: bool = False
+    quantiles: dict[str, Annotated[float, Field(ge=0)]] | SkipJsonSchema[None] = Field(
+        default=None, description=QUANTILES_RESPONSE, json_schema_extra=_no_default
+    )
 
 
 class PredictResponse(BaseModel):

@@ -41,6 +41,7 @@ class RowBatch:
     confirm_spike: list[bool] = field(default_factory=list)
     correction: list[bool] = field(default_factory=list)
     closed: list[bool] = field(default_factory=list)  # the row says open 0
+    levels: tuple[float, ...] | None = None  # /predict's quantiles; None: point forecasts only
 
     @classmethod
     def from_rows(cls, parsed: list[dict[str, Any]]) -> RowBatch:
@@ -127,18 +128,26 @@ def refused_rows(
     )
 
 
-def extract_rows(obj: Any, *, max_rows: int) -> list[Any]:
-    """Check the envelope ``{"rows": [...]}``; 413 past ``max_rows`` before row validation."""
+def extract_rows(
+    obj: Any, *, max_rows: int, optional: tuple[str, ...] = (), problems: Problems | None = None
+) -> list[Any]:
+    """Check the envelope ``{"rows": [...]}``; 413 past ``max_rows`` before row validation.
+
+    ``optional``: other top-level fields the caller checks itself (and adds to ``problems``);
+    any other field is refused.
+    """
     if not isinstance(obj, dict):
         raise ApiError(
             422,
             'the body must be a JSON object {"rows": [...]}',
             detail=[error_item([], "model_type", "must be an object")],
         )
-    problems = Problems()
+    problems = problems if problems is not None else Problems()
+    known = " and ".join(("rows", *optional))
+    only = f"the fields are {known}" if optional else "the only field is rows"
     for key in obj:
-        if key != "rows":
-            problems.add([key], "extra_forbidden", "unknown field; the only field is rows")
+        if key != "rows" and key not in optional:
+            problems.add([key], "extra_forbidden", f"unknown field; {only}")
     rows: Any = obj.get("rows")
     if rows is None:
         problems.add(["rows"], "missing", "rows is required: an array of 1 or more rows")

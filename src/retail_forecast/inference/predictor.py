@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 
 import pandas as pd
 
+from retail_forecast.models.quantiles import QuantileCalibration
+
 if TYPE_CHECKING:
     from retail_forecast.config import Settings
 
@@ -113,6 +115,28 @@ class MonitoringSource(Protocol):
     def backtest_metrics(self) -> Mapping[str, Any] | None:
         """Return the bundle's metrics.json (``BacktestResult.to_dict()``), or None."""
         ...
+
+
+@runtime_checkable
+class QuantileSource(Protocol):
+    """Optional extra of a Predictor: the quantile calibration of the bundle it serves.
+
+    The API computes a request's quantiles from the point forecasts the predictor answered
+    (one vectorised call, :mod:`retail_forecast.api.predict_service`), so any backend that
+    names its calibration serves them; the SageMaker backend names the one of the bundle it
+    was deployed from, verified locally like the rest of that bundle.
+    """
+
+    @property
+    def calibration(self) -> QuantileCalibration | None:
+        """The bundle's calibration, or None: the predictor serves point forecasts only."""
+        ...
+
+
+def served_calibration(predictor: object) -> QuantileCalibration | None:
+    """Return ``predictor.calibration`` when it has one (None for a predictor without it)."""
+    calibration = getattr(predictor, "calibration", None)
+    return calibration if isinstance(calibration, QuantileCalibration) else None
 
 
 PredictorLoader = Callable[["Settings"], Predictor]

@@ -12,6 +12,9 @@ project's own classes with their execution swapped out:
 * LSTM: :class:`RemoteLSTMForecaster` overrides only ``predict_scaled``: ``x_enc`` / ``x_fut``
   from ``build_inputs`` go out as ``application/json`` 3-D tensors, scaled outputs come back.
 
+Quantiles need no endpoint: the bundle's calibration is read locally (``calibration``) and the
+API applies it to the points the endpoints produced.
+
 So both backends give the same numbers (see tests/inference/test_sagemaker_e2e.py).
 
 Calls, chunking, error mapping and retries: :mod:`retail_forecast.inference.sagemaker_runtime`.
@@ -46,6 +49,7 @@ from retail_forecast.models.blend import BlendWeights
 from retail_forecast.models.hybrid import BLEND_KEY, HybridForecaster
 from retail_forecast.models.lstm import PREPROCESSOR_FILE as NN_PREPROCESSOR
 from retail_forecast.models.lstm import LSTMForecaster
+from retail_forecast.models.quantiles import QuantileCalibration
 from retail_forecast.models.xgboost import FORMAT_VERSION, PREPROCESSOR_FILE, XGBForecaster
 from retail_forecast.storage.plausibility import SpikeRule
 
@@ -175,6 +179,15 @@ class SageMakerPredictor:
     @property
     def domain(self) -> ServingDomain:
         return self.local.domain
+
+    @property
+    def calibration(self) -> QuantileCalibration | None:
+        """The deployed bundle's quantile calibration (read and verified locally, not remote).
+
+        The endpoints run the point models only; the API turns their answers into quantiles
+        with this calibration, exactly as for the local backend.
+        """
+        return self.local.calibration
 
     @property
     def degraded_reason(self) -> str | None:

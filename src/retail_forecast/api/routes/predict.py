@@ -13,16 +13,26 @@ from retail_forecast.api.schemas import PredictResponse
 
 router = APIRouter(tags=["forecast"])
 
+_RESPONSES = error_responses(409)
+_RESPONSES[409]["description"] = (
+    "The request names quantiles and the serving model version has no quantile calibration "
+    "(error quantiles_unavailable); the same request without quantiles is answered"
+)
+
 
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    responses=error_responses(),
+    responses=_RESPONSES,
     openapi_extra=json_body("PredictRequest"),
     summary="Forecast daily sales for rows of the forecast window (the bundle's horizon)",
 )
 async def predict(request: Request, state: StateDep) -> Response:
     """Validate every row, forecast them in request order; 25 December is closed (sales 0).
+
+    With ``"quantiles": [0.1, 0.9]`` each prediction also carries its quantiles at those levels
+    (``"quantiles": {"0.1": 3.2, "0.9": 7.9}``), computed from the point forecasts by the
+    bundle's calibration; without it the answer is point forecasts only, as before.
 
     The work runs in the bounded pool (:mod:`retail_forecast.api.predict_service`).
     """
