@@ -38,6 +38,8 @@ from retail_forecast.api.schemas import ActualsRequest, PredictRequest, state_sa
 from retail_forecast.api.validation import actuals_window
 from retail_forecast.closed_days import is_closed_date
 from retail_forecast.config import Settings
+from retail_forecast.dashboard.routes import router as dashboard_router
+from retail_forecast.dashboard.session import DashboardSessionMiddleware
 from retail_forecast.errors import ArtifactError, ForecastError
 from retail_forecast.inference.postprocess import checked_frame
 from retail_forecast.inference.predictor import Predictor, PredictorLoader, ServingDomain
@@ -92,6 +94,7 @@ def create_app(
     app.include_router(health.router)
     for module in (predict, actuals, models, monitoring):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(dashboard_router)  # `/` redirects to the planner dashboard
     _add_middleware(app, settings)
     app.openapi = _openapi_builder(app, settings)  # type: ignore[method-assign]
     return app
@@ -99,8 +102,8 @@ def create_app(
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Added innermost first. Outermost to innermost: RequestId -> connection recycling -> CORS
-    # (answers preflights, which carry no key) -> API key (before any slot is taken or any
-    # body byte read, promise 16) -> shedding -> body limit.
+    # (answers preflights, which carry no key) -> dashboard session -> API key (before any slot
+    # is taken or any body byte read, promise 16) -> shedding -> body limit.
     api = settings.api
     json_paths = frozenset({f"{API_PREFIX}/predict", f"{API_PREFIX}/actuals"})
     app.add_middleware(
@@ -111,6 +114,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     )
     if api.api_keys:
         app.add_middleware(ApiKeyMiddleware, api_keys=api.api_keys)
+        # outside the key check: the dashboard's login and its session cookie stand for the key
+        app.add_middleware(DashboardSessionMiddleware, api_keys=api.api_keys)
     if api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

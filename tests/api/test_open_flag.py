@@ -8,23 +8,18 @@ and are compared with the batch path (``LocalPredictor.predict_from``) given the
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from api_helpers import day, series_rows, serve, wait_ready
 from fastapi.testclient import TestClient
 from naive_backend import SeasonalNaivePredictor, make_history
+from serve_process import ServeProcess
 
 from retail_forecast.app import create_app
 from retail_forecast.artifacts import ModelBundle
@@ -124,65 +119,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
     return build_tiny_bundle(tmp_path_factory.mktemp("open-bundle"))
 
 
-class Service:
-    """``python -m retail_forecast.cli serve`` on a free port of 127.0.0.1."""
-
-    def __init__(self, bundle: TinyBundle, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.history_dir = workdir / "history"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log = (workdir / "serve.log").open("w+b")
-        env = {
-            **os.environ,
-            "RF_LOG_DIR": str(workdir / "logs"),
-            "RF_API__HISTORY_DIR": str(self.history_dir),
-        }
-        command = [sys.executable, "-m", "retail_forecast.cli", "serve"]
-        command += ["--artifacts", str(bundle.artifacts), "--port", str(self.port)]
-        self.proc = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"/ready never answered 200: {self.output()}")
-
-    def post(self, path: str, rows: list[dict[str, Any]]) -> httpx.Response:
-        return httpx.post(self.url + path, json={"rows": rows}, timeout=30)
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-
 @pytest.fixture
-def service(bundle: TinyBundle, tmp_path: Path) -> Iterator[Service]:
-    started = Service(bundle, tmp_path / "service")
-    started.wait_ready()
-    yield started
-    started.stop()
+def service(bundle: TinyBundle, tmp_path: Path) -> Iterator[ServeProcess]:
+    with ServeProcess(bundle.artifacts, tmp_path / "service") as started:
+        yield started
 
 
 def window_rows(start: dt.date, series: tuple[int, str], days: int = 16) -> list[dict[str, Any]]:
@@ -227,7 +167,7 @@ def busiest(bundle: TinyBundle) -> tuple[int, str]:
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_p37_served_closure_is_0_and_the_next_days_match_the_batch_path(
-    bundle: TinyBundle, service: Service
+    bundle: TinyBundle, service: ServeProcess
 ) -> None:
     end = bundle.sales[DATE].max().date()
     series = busiest(bundle)
@@ -235,7 +175,7 @@ def test_p37_served_closure_is_0_and_the_next_days_match_the_batch_path(
     shut = [dict(row) for row in plain]
     shut[2]["open"] = 0
     shut[5]["open"] = 1  # the default, said explicitly
-    answered = service.post(PREDICT, shut)
+    answered = service.post(PREDICT, {"rows": shut})
     assert answered.status_code == 200, answered.text
     predictions = answered.json()["predictions"]
     assert (predictions[2]["sales"], predictions[2]["model"]) == (0.0, "closed")
@@ -243,18 +183,18 @@ def test_p37_served_closure_is_0_and_the_next_days_match_the_batch_path(
     served = [p["sales"] for p in predictions]
     assert served == batch_forecast(bundle, bundle.sales, shut)
     # the closure changes the days after it: it is not forecast as if it were open
-    open_answer = service.post(PREDICT, plain)
+    open_answer = service.post(PREDICT, {"rows": plain})
     assert open_answer.status_code == 200
     assert [p["sales"] for p in open_answer.json()["predictions"]][3:] != served[3:]
     # a request without open is answered byte for byte as one with open 1 on every row
-    all_open = service.post(PREDICT, [{**row, "open": 1} for row in plain])
+    all_open = service.post(PREDICT, {"rows": [{**row, "open": 1} for row in plain]})
     assert all_open.content == open_answer.content
 
 
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_p37_an_open_0_actual_is_stored_closed_and_lags_carry_over_it(
-    bundle: TinyBundle, service: Service
+    bundle: TinyBundle, service: ServeProcess
 ) -> None:
     sales = bundle.sales
     end = sales[DATE].max()
@@ -273,13 +213,13 @@ def test_p37_an_open_0_actual_is_stored_closed_and_lags_carry_over_it(
         for r in last.itertuples()
     ]
     closed_k = next(k for k, row in enumerate(actuals) if "open" in row)
-    stored = service.post(ACTUALS, actuals)
+    stored = service.post(ACTUALS, {"rows": actuals})
     assert stored.status_code == 200, stored.text
     assert stored.json()["history_end"] == day1.isoformat()
-    assert service.post(ACTUALS, actuals).json()["appended"] == 0  # idempotent
+    assert service.post(ACTUALS, {"rows": actuals}).json()["appended"] == 0  # idempotent
     reopened = [dict(row) for row in actuals]
     del reopened[closed_k]["open"]
-    conflict = service.post(ACTUALS, reopened)  # the same day said open: a different fact
+    conflict = service.post(ACTUALS, {"rows": reopened})  # the same day said open: a different fact
     assert conflict.status_code == 409, conflict.text
     assert "recorded closed, received open" in conflict.json()["message"]
 
@@ -303,7 +243,7 @@ def test_p37_an_open_0_actual_is_stored_closed_and_lags_carry_over_it(
     )
     history = pd.concat([sales[list(appended.columns)], appended], ignore_index=True)
     rows = window_rows(day1 + dt.timedelta(days=1), series)
-    served = service.post(PREDICT, rows)
+    served = service.post(PREDICT, {"rows": rows})
     assert served.status_code == 200, served.text
     assert [p["sales"] for p in served.json()["predictions"]] == batch_forecast(
         bundle, history, rows

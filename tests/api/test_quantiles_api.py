@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +25,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from naive_backend import DEAD_SERIES, FAMILIES, STORES, SeasonalNaivePredictor, make_history
+from serve_process import ServeProcess
 
 from retail_forecast.api.errors import ApiError
 from retail_forecast.api.predict_service import PredictJob, answer_and_record, answer_batch
@@ -295,43 +291,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
 @pytest.fixture
 def service_url(bundle: TinyBundle, tmp_path: Path) -> Iterator[str]:
     """``python -m retail_forecast.cli serve`` on a free port of 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    env = {**os.environ, "RF_LOG_DIR": str(tmp_path / "logs")}
-    env["RF_API__HISTORY_DIR"] = str(tmp_path / "history")
-    command = [sys.executable, "-m", "retail_forecast.cli", "serve"]
-    command += ["--artifacts", str(bundle.artifacts), "--port", str(port)]
-    with (tmp_path / "serve.log").open("w+b") as log:
-        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 90
-            while not ready(url):
-                assert proc.poll() is None, log_tail(log)
-                assert time.monotonic() < deadline, log_tail(log)
-                time.sleep(0.05)
-            yield url
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def log_tail(log: Any) -> str:
-    log.flush()
-    log.seek(0)
-    return str(log.read().decode(errors="replace")[-3000:])
+    with ServeProcess(bundle.artifacts, tmp_path) as service:
+        yield service.url
 
 
 def window(bundle: TinyBundle, store: int = 1) -> list[dict[str, Any]]:

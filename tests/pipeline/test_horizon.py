@@ -9,12 +9,7 @@ uvicorn on 127.0.0.1 (day 28 answered, day 29 refused with a 422 naming the fiel
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +20,10 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 
 from bundle_helpers import TinyBundle, build_tiny_bundle, tiny_settings
+from serve_process import ServeProcess
 
 from retail_forecast.artifacts import ModelBundle
 from retail_forecast.bundle_contents import LEGACY_HORIZON, recorded_horizon
@@ -141,52 +138,12 @@ def test_the_horizon_is_one_setting_step_follows_it(monkeypatch: pytest.MonkeyPa
 # --- the API under a real uvicorn ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def service(bundle: TinyBundle, tmp_path: Path) -> Iterator[str]:
     """``retail-forecast serve`` on the 28-day bundle; RF_FORECAST__HORIZON is left at 16."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "RF_LOG_DIR": str(tmp_path / "logs"),
-        "RF_API__HISTORY_DIR": str(tmp_path / "history"),
-        "RF_FORECAST__HORIZON": "16",  # serving reads the bundle's horizon, not this
-    }
-    command = [sys.executable, "-m", "retail_forecast.cli", "serve"]
-    command += ["--artifacts", str(bundle.artifacts), "--port", str(port)]
-    with (tmp_path / "serve.log").open("w+b") as log:
-        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(url, proc, log)
-            yield url
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Any) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise AssertionError(log.read().decode(errors="replace")[-3000:])
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("/ready never answered 200")
+    # serving reads the bundle's horizon, not this setting
+    with ServeProcess(bundle.artifacts, tmp_path, env={"RF_FORECAST__HORIZON": "16"}) as served:
+        yield served.url
 
 
 def _rows(bundle: TinyBundle, days: int) -> list[dict[str, Any]]:

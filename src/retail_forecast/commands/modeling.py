@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,43 @@ from retail_forecast.config import Settings
 
 MODEL_NAMES = ("xgboost", "lstm", "hybrid")  # hybrid: held-out blend of xgboost and lstm
 DEFAULT_DATA_HELP = "Kaggle-layout directory (default: settings; the built-in synthetic data)."
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (one process) or dask: XGBoost's features, fit and recursion on a Dask "
+        "cluster (needs the dask extra); the LSTM stays in this process.",
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="With --engine dask: a running Dask scheduler (tcp://host:8786); default: a "
+        "LocalCluster of one worker process per core on 127.0.0.1.",
+    ),
+]
+
+
+def _engine(engine: str, scheduler: str | None) -> Any:
+    """Open the engine (``None`` for local); bad values fail before any data is read."""
+    from retail_forecast.distributed.cluster import check_engine, open_engine
+    from retail_forecast.errors import DataValidationError
+
+    try:
+        check_engine(engine, scheduler)
+    except DataValidationError as exc:
+        raise fail(str(exc), EXIT_ERROR) from None
+    return open_engine(engine, scheduler)
+
+
+def _factories_on(cluster: Any) -> Any:
+    """Return the factories' swap for ``cluster`` (``None``: the local engine, no swap)."""
+    if cluster is None:
+        return None
+    from retail_forecast.distributed.dask_xgboost import dask_factories
+
+    return partial(dask_factories, engine=cluster)
 
 
 def backtest(
@@ -41,6 +79,8 @@ def backtest(
     folds: Annotated[int | None, typer.Option("--folds", min=1, help="Rolling windows.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOption = None,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Rolling-origin backtest (refit per fold) of the models next to the four baselines.
 
@@ -54,19 +94,23 @@ def backtest(
     from retail_forecast.training.quantile_scores import coverage_table, heldout_report
 
     names = _model_names(models)  # fail fast on unknown names, before reading any data
+    engine_session = _engine(engine, scheduler)
     settings, local = load_data_settings(data_dir, config=config, json_output=json_output)
     built = build_dataset(local, settings.data, horizon=settings.forecast.horizon)
     parallel = side_by_side_models(settings, names)
-    factories = model_factories(settings, built.holidays, side_by_side=bool(parallel)).as_dict()
-    result = run_backtest(
-        built.sales,
-        {name: factories[name] for name in names if name != "hybrid"},
-        folds=folds or settings.backtest.folds,
-        horizon=settings.forecast.horizon,
-        step=settings.backtest.step,
-        progress=not json_output,
-        parallel=parallel,
-    )
+    made = model_factories(settings, built.holidays, side_by_side=bool(parallel))
+    with engine_session as cluster:  # the dask engine: each fold's XGBoost fit on the cluster
+        swap = _factories_on(cluster)
+        factories = (swap(made) if swap else made).as_dict()
+        result = run_backtest(
+            built.sales,
+            {name: factories[name] for name in names if name != "hybrid"},
+            folds=folds or settings.backtest.folds,
+            horizon=settings.forecast.horizon,
+            step=settings.backtest.step,
+            progress=not json_output,
+            parallel=parallel,
+        )
     if "hybrid" in names:
         result, _ = add_hybrid(result)
     quantiles = heldout_report(result, _quantile_column(result, names))
@@ -126,7 +170,7 @@ def _train_settings(data_dir: str | None, config: str | None) -> tuple[Settings,
     return settings, chosen
 
 
-def _train(chosen: str, out: Path | None, settings: Settings) -> Any:
+def _train(chosen: str, out: Path | None, settings: Settings, engine: Any = None) -> Any:
     from retail_forecast.pipeline.data_import import import_dataset
     from retail_forecast.pipeline.fit import train_bundle
     from retail_forecast.training.backtest import summary_table
@@ -137,7 +181,13 @@ def _train(chosen: str, out: Path | None, settings: Settings) -> Any:
         f"data: {built.report.rows_kept:,} rows kept, {built.report.rows_quarantined:,} "
         f"quarantined, fingerprint {built.fingerprint[:12]}"
     )
-    result = train_bundle(built, settings, out_dir=out or settings.artifacts_dir, progress=True)
+    result = train_bundle(
+        built,
+        settings,
+        out_dir=out or settings.artifacts_dir,
+        progress=True,
+        engine=_factories_on(engine),
+    )
     console.print(summary_table(result.backtest))
     if result.quantile_report is not None:
         console.print(coverage_table(result.quantile_report))
@@ -156,10 +206,18 @@ def train(
         Path | None, typer.Option("--out", help="Bundle root (default: artifacts/).")
     ] = None,
     config: ConfigOption = None,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
-    """Ingest, validate, backtest, fit XGBoost + LSTM on all data, blend, write a bundle."""
+    """Ingest, validate, backtest, fit XGBoost + LSTM on all data, blend, write a bundle.
+
+    With ``--engine dask`` a failure on the cluster (a worker lost mid-fit) ends the command
+    with an error before any bundle is written.
+    """
+    engine_session = _engine(engine, scheduler)
     settings, chosen = _train_settings(data_dir, config)
-    _train(chosen, out, settings)
+    with engine_session as cluster:
+        _train(chosen, out, settings, cluster)
 
 
 def run(
@@ -226,15 +284,23 @@ def forecast(
         ),
     ] = None,
     config: ConfigOption = None,
+    engine: EngineOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Forecast test.csv with the current bundle through the serving code; write id,sales."""
     from retail_forecast.pipeline.batch_forecast import forecast_test, write_submission
 
     levels = _parse_levels(quantiles)  # fail fast, before reading any data
+    engine_session = _engine(engine, scheduler)
     settings, local = load_data_settings(data_dir, config=config)
     settings = with_artifacts(settings, artifacts)
-    with err_console.status("forecasting"):
-        result = forecast_test(local, settings, quantiles=levels)
+    with engine_session as cluster, err_console.status("forecasting"):
+        swap = None
+        if cluster is not None:  # XGBoost's recursion on the cluster, a block of series a task
+            from retail_forecast.distributed.dask_xgboost import DaskXGBForecaster
+
+            swap = partial(DaskXGBForecaster.from_fitted, engine=cluster)
+        result = forecast_test(local, settings, quantiles=levels, engine=swap)
         path = write_submission(result.rows, out, result.quantile_columns)
     console.print(
         f"{len(result.rows):,} forecasts from bundle {result.model_version} "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,15 @@ FORMAT_VERSION = 1
 FloatArray = npt.NDArray[np.float64]
 
 
+class TrainingRows(NamedTuple):
+    """A panel's training matrix: features, log1p target, and the rows each slice uses."""
+
+    x: npt.NDArray[np.float32]
+    y: FloatArray
+    train_rows: npt.NDArray[np.intp]
+    valid_rows: npt.NDArray[np.intp]
+
+
 class XGBForecaster:
     """Global XGBoost forecaster over all (store_nbr, family) series."""
 
@@ -72,37 +81,68 @@ class XGBForecaster:
 
     def fit(self, history: pd.DataFrame) -> Self:
         """Train on the canonical frame up to the origin (its last day)."""
+        builder = self.feature_builder(history)
+        panel = panel_from_frame(history)
+        rows = self.training_rows(builder, panel)
+        started = time.perf_counter()
+        booster = self._train(builder, rows.x, rows.y, rows.train_rows, rows.valid_rows)
+        self.set_fitted(
+            builder,
+            booster,
+            origin=pd.Timestamp(panel.dates[-1]),
+            seconds=time.perf_counter() - started,
+            rows=(len(rows.train_rows), len(rows.valid_rows)),
+        )
+        return self
+
+    def feature_builder(self, history: pd.DataFrame) -> FeatureBuilder:
+        """Return the builder a fit on ``history`` uses (vocabularies of the whole frame)."""
         spec = FeatureSpec.from_config(self.features)
         holiday_dates = national_holiday_dates(self.holidays)
         if "is_national_holiday" in spec.date_features and not holiday_dates:
             logger.warning("the features want is_national_holiday but no holidays were given")
-        builder = FeatureBuilder.from_frame(history, spec, holiday_dates=holiday_dates)
-        panel = panel_from_frame(history)
-        first_day = self._first_train_day(panel, spec)
+        return FeatureBuilder.from_frame(history, spec, holiday_dates=holiday_dates)
+
+    def training_rows(self, builder: FeatureBuilder, panel: Panel) -> TrainingRows:
+        """Return the training matrix of ``panel``: features, log1p target, train/valid rows.
+
+        Rows are independent per series, so the rows of a panel split by series are the
+        rows of the whole panel, split the same way (the Dask engine builds them per
+        partition: retail_forecast/distributed/).
+        """
+        first_day = self._first_train_day(panel, builder.spec)
         x = builder.panel_features(panel, first_day=first_day)
         y = panel.log_sales[:, first_day:].reshape(-1)
         keep = self._train_mask(panel, first_day)
         n_days = panel.log_sales.shape[1] - first_day
         day_index = np.tile(np.arange(first_day, first_day + n_days), panel.n_series)
         is_valid = day_index >= panel.log_sales.shape[1] - self.config.valid_days
-        train_rows = np.flatnonzero(keep & ~is_valid)
-        valid_rows = np.flatnonzero(keep & is_valid)
-        started = time.perf_counter()
-        self.booster_ = self._train(builder, x, y, train_rows, valid_rows)
+        return TrainingRows(x, y, np.flatnonzero(keep & ~is_valid), np.flatnonzero(keep & is_valid))
+
+    def set_fitted(
+        self,
+        builder: FeatureBuilder,
+        booster: xgb.Booster,
+        *,
+        origin: pd.Timestamp,
+        seconds: float,
+        rows: tuple[int, int],
+    ) -> None:
+        """Record a trained booster and its builder (the state :meth:`save` writes)."""
+        self.booster_ = booster
         self.serving_trees_ = None
-        self.fit_seconds_ = time.perf_counter() - started
+        self.fit_seconds_ = seconds
         self.builder_ = builder
-        self.n_train_rows_ = len(train_rows) + len(valid_rows)
-        self.origin_ = pd.Timestamp(panel.dates[-1])
+        self.n_train_rows_ = rows[0] + rows[1]
+        self.origin_ = origin
         logger.info(
             "xgboost fit origin=%s rows=%d valid=%d rounds=%d seconds=%.1f",
             self.origin_.date(),
-            len(train_rows),
-            len(valid_rows),
-            self.booster_.num_boosted_rounds(),
-            self.fit_seconds_,
+            rows[0],
+            rows[1],
+            booster.num_boosted_rounds(),
+            seconds,
         )
-        return self
 
     def _first_train_day(self, panel: Panel, spec: FeatureSpec) -> int:
         first = spec.lookback
@@ -129,7 +169,8 @@ class XGBForecaster:
             keep &= ~np.asarray(inside, dtype=np.bool_)[None, :]
         return np.asarray(keep.reshape(-1), dtype=np.bool_)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """XGBoost's training parameters, from the config."""
         c = self.config
         return {
             "objective": "reg:squarederror",
@@ -166,10 +207,10 @@ class XGBForecaster:
 
         if self.config.rounds is not None:  # a known round count: train on every row
             dall = matrix(np.concatenate([train_rows, valid_rows]))
-            return xgb.train(self._params(), dall, num_boost_round=self.config.rounds)
+            return xgb.train(self.params(), dall, num_boost_round=self.config.rounds)
         dtrain, dvalid = matrix(train_rows), matrix(valid_rows)
         booster = xgb.train(
-            self._params(),
+            self.params(),
             dtrain,
             num_boost_round=self.config.n_estimators,
             evals=[(dvalid, "valid")],
@@ -179,7 +220,7 @@ class XGBForecaster:
         best = booster.best_iteration + 1
         if self.config.refit_full:
             dall = matrix(np.concatenate([train_rows, valid_rows]))
-            return xgb.train(self._params(), dall, num_boost_round=best)
+            return xgb.train(self.params(), dall, num_boost_round=best)
         return booster[:best]
 
     # --- forecasting ----------------------------------------------------------------------

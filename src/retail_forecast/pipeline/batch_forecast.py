@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from retail_forecast.inference.local import LocalPredictor
 from retail_forecast.inference.postprocess import MODEL, checked_frame, submission
 from retail_forecast.inference.preprocess import horizon_steps
 from retail_forecast.models.quantiles import check_levels, zero_rows
+from retail_forecast.models.xgboost import XGBForecaster
 from retail_forecast.schema import DATE, ID, TARGET
 from retail_forecast.utils.io import write_bytes_atomic
 
@@ -51,16 +52,20 @@ def forecast_test(
     *,
     artifacts: Path | None = None,
     quantiles: Sequence[float] = (),
+    engine: Callable[[XGBForecaster], XGBForecaster] | None = None,
 ) -> BatchForecast:
     """Forecast every row of ``data_dir``'s test.csv from its sales with the current bundle.
 
     test.csv may cover the bundle's horizon (what it was trained for), not the settings'.
     ``quantiles``: levels whose columns (:func:`quantile_column`) are added from the bundle's
-    calibration; 0 on closed days and zero-rule rows.
+    calibration; 0 on closed days and zero-rule rows. ``engine`` swaps the XGBoost model
+    (``--engine dask``: its recursion on a cluster, one block of series a task).
     """
     levels = check_levels(quantiles) if quantiles else ()
     bundle = ModelBundle.open_current(artifacts or settings.artifacts_dir)
     predictor = LocalPredictor.from_bundle(bundle, xgboost_threads=settings.api.xgboost_threads)
+    if engine is not None:
+        predictor.model.xgboost = engine(predictor.model.xgboost)
     built = build_dataset(data_dir, settings.data, horizon=predictor.domain.horizon)
     if built.test is None or built.test.empty:
         raise MissingInputError(f"{data_dir}: no test.csv rows to forecast")

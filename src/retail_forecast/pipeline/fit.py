@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,11 +75,17 @@ def train_bundle(
     out_dir: Path,
     progress: bool = False,
     make_current: bool = True,
+    engine: Callable[[ModelFactories], ModelFactories] | None = None,
 ) -> TrainResult:
-    """Backtest both models, learn the blend, refit on all data and publish a verified bundle."""
+    """Backtest both models, learn the blend, refit on all data and publish a verified bundle.
+
+    ``engine`` swaps the models' factories (``--engine dask``: XGBoost on a cluster).
+    """
     sales = dataset.sales
     parallel = side_by_side_models(settings, ("xgboost", "lstm"))
     factories = model_factories(settings, dataset.holidays, side_by_side=bool(parallel))
+    if engine is not None:
+        factories = engine(factories)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     cfg = settings.backtest

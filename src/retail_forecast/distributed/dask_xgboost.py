@@ -1,0 +1,222 @@
+"""DaskXGBForecaster: XGBForecaster's fit and forecast run on a Dask cluster.
+
+The fit: the frame is split by series (distributed/partitions.py), each partition builds its
+training rows with ``XGBForecaster.training_rows`` (the FeatureBuilder of the local engine,
+``map_partitions``), and ``xgboost.dask`` trains on them (``DaskQuantileDMatrix``) with the
+local engine's parameters, early stopping, refit and round count. Only the histogram bins
+differ: the distributed sketch merges per-worker quantiles, so the trees are close to the
+local engine's, not identical. The forecast: the recent history's series are split in blocks
+and each block runs the local recursion (``XGBForecaster.panel_sales``) on a worker.
+
+The fitted model is an XGBForecaster: ``save`` writes the same files, which load without Dask.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from retail_forecast.config import FeatureConfig, XGBoostConfig
+from retail_forecast.distributed.cluster import DaskEngine, guarded
+from retail_forecast.distributed.partitions import (
+    panel_block,
+    partition_count,
+    partitioned_frame,
+    series_blocks,
+)
+from retail_forecast.features.builder import FeatureBuilder, Panel, panel_from_frame
+from retail_forecast.features.keys import series_keys
+from retail_forecast.models.xgboost import FloatArray, XGBForecaster
+from retail_forecast.schema import DATE, FAMILY, STORE
+from retail_forecast.training.factories import ModelFactories, XGBoostFactory
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+LABEL = "_label"
+VALID = "_valid"
+
+
+class DaskXGBForecaster(XGBForecaster):
+    """An XGBForecaster whose fit and forecasts run on ``engine``'s cluster."""
+
+    def __init__(
+        self,
+        config: XGBoostConfig,
+        features: FeatureConfig | None = None,
+        *,
+        horizon: int,
+        holidays: pd.DataFrame | None = None,
+        engine: DaskEngine,
+    ) -> None:
+        super().__init__(config, features, horizon=horizon, holidays=holidays)
+        self.engine = engine
+
+    @classmethod
+    def from_fitted(cls, model: XGBForecaster, engine: DaskEngine) -> DaskXGBForecaster:
+        """Wrap a fitted (e.g. loaded) model so its forecasts run on the cluster."""
+        out = cls(model.config, model.features, horizon=model.horizon, engine=engine)
+        out.builder_, out.booster_, out.origin_ = model.builder_, model.booster_, model.origin_
+        return out
+
+    def local_model(self) -> XGBForecaster:
+        """Return a plain XGBForecaster of the same settings and fit: what workers run."""
+        local = XGBForecaster(self.config, self.features, horizon=self.horizon)
+        if hasattr(self, "booster_"):
+            local.builder_, local.booster_ = self._fitted()
+            local.origin_ = self.origin_
+        return local
+
+    def fit(self, history: pd.DataFrame) -> DaskXGBForecaster:
+        """Train on the cluster from the canonical frame up to the origin (its last day)."""
+        builder = self.feature_builder(history)
+        n_series = int(history.groupby([STORE, FAMILY], observed=True).ngroups)
+        n_parts = partition_count(n_series, len(history), len(self.engine.workers()))
+        local = self.local_model()
+        with guarded(self.engine, "the XGBoost fit"):
+            frame = partitioned_frame(history, n_parts)
+            rows = frame.map_partitions(
+                _partition_rows, local, builder, meta=_rows_meta(builder), align_dataframes=False
+            ).persist()
+            n_valid = int(rows[VALID].sum().compute())
+            n_rows = len(rows)
+            started = time.perf_counter()
+            booster = dask_train(self.engine, self.params(), self.config, rows, builder)
+        booster.set_param({"nthread": self.config.nthread})  # local predictions, as load() does
+        self.set_fitted(
+            builder,
+            booster,
+            origin=pd.Timestamp(history[DATE].max()),
+            seconds=time.perf_counter() - started,
+            rows=(n_rows - n_valid, n_valid),
+        )
+        return self
+
+    def panel_sales(self, panel: Panel, future: pd.DataFrame) -> FloatArray:
+        """Run the local :meth:`XGBForecaster.panel_sales`, one block of series a task."""
+        builder, _ = self._fitted()
+        n_parts = min(panel.n_series, len(self.engine.workers()))
+        known = pd.Index(series_keys(panel.keys, builder.families))
+        where = known.get_indexer(pd.Index(series_keys(future, builder.families)))
+        if n_parts <= 1 or (where < 0).any():  # unknown series: the local engine's error
+            return super().panel_sales(panel, future)
+        part = series_blocks(panel.n_series, n_parts)
+        bounds = np.searchsorted(part, np.arange(n_parts + 1))
+        row_part = part[where]
+        values = np.zeros(len(future))
+        client = self.engine.client
+        with guarded(self.engine, "the XGBoost forecast"):
+            model = client.scatter(self.local_model(), broadcast=True, hash=False)
+            jobs = {}
+            for p in np.unique(row_part):
+                rows = np.flatnonzero(row_part == p)
+                block = panel_block(panel, int(bounds[p]), int(bounds[p + 1]))
+                jobs[int(p)] = (rows, client.submit(_block_sales, model, block, future.iloc[rows]))
+            self.n_dead_zeroed_ = 0
+            for rows, job in jobs.values():
+                values[rows], dead = job.result()
+                self.n_dead_zeroed_ += dead
+        return values
+
+
+def _block_sales(model: XGBForecaster, panel: Panel, future: pd.DataFrame) -> tuple[Any, int]:
+    """On a worker: the local recursion over one block of series."""
+    values = model.panel_sales(panel, future)
+    return values, int(getattr(model, "n_dead_zeroed_", 0))
+
+
+def _rows_meta(builder: FeatureBuilder) -> pd.DataFrame:
+    columns: dict[str, Any] = {name: np.zeros(0, np.float32) for name in builder.feature_names}
+    return pd.DataFrame({**columns, LABEL: np.zeros(0), VALID: np.zeros(0, np.bool_)})
+
+
+def _partition_rows(
+    piece: pd.DataFrame, model: XGBForecaster, builder: FeatureBuilder
+) -> pd.DataFrame:
+    """On a worker: one partition's training rows (whole series), as the local fit builds them."""
+    if piece.empty:
+        return _rows_meta(builder)
+    rows = model.training_rows(builder, panel_from_frame(piece.reset_index(drop=True)))
+    slice_of = np.zeros(len(rows.y), dtype=np.int8)
+    slice_of[rows.train_rows], slice_of[rows.valid_rows] = 1, 2
+    kept = np.flatnonzero(slice_of)
+    out = pd.DataFrame(rows.x[kept], columns=builder.feature_names)
+    out[LABEL] = rows.y[kept]
+    out[VALID] = slice_of[kept] == 2
+    return out
+
+
+def dask_train(
+    engine: DaskEngine,
+    params: dict[str, Any],
+    config: XGBoostConfig,
+    rows: dd.DataFrame,
+    builder: FeatureBuilder,
+) -> xgb.Booster:
+    """``XGBForecaster._train`` on the cluster: the same rows, rounds and early stopping."""
+    import xgboost.dask as dxgb
+
+    client = engine.client
+    params = {k: v for k, v in params.items() if k != "nthread"}  # each worker's own threads
+
+    def matrix(part: dd.DataFrame, ref: Any = None) -> Any:
+        return dxgb.DaskQuantileDMatrix(
+            client,
+            part[builder.feature_names].to_dask_array(lengths=True),
+            part[LABEL].to_dask_array(lengths=True),
+            feature_names=builder.feature_names,
+            feature_types=builder.spec.feature_types,
+            enable_categorical=True,
+            max_bin=config.max_bin,
+            ref=ref,
+        )
+
+    def train(data: Any, rounds: int, **kwargs: Any) -> xgb.Booster:
+        out = dxgb.train(client, params, data, num_boost_round=rounds, verbose_eval=False, **kwargs)
+        booster: xgb.Booster = out["booster"]
+        return booster
+
+    if config.rounds is not None:  # a known round count: train on every row
+        return train(matrix(rows), config.rounds)
+    dtrain = matrix(rows[~rows[VALID]])
+    dvalid = matrix(rows[rows[VALID]], ref=dtrain)
+    booster = train(
+        dtrain,
+        config.n_estimators,
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=config.early_stopping_rounds,
+    )
+    best = booster.best_iteration + 1
+    if config.refit_full:
+        return train(matrix(rows), best)
+    return booster[:best]
+
+
+class DaskXGBoostFactory(XGBoostFactory):
+    """XGBoostFactory's models (and round-count carry-over), fitted on the cluster."""
+
+    def __init__(self, local: XGBoostFactory, engine: DaskEngine) -> None:
+        super().__init__(local.config, local.features, local.holidays, horizon=local.horizon)
+        self.engine = engine
+
+    def __call__(self) -> XGBForecaster:
+        plain = super().__call__()
+        model = DaskXGBForecaster(
+            plain.config,
+            plain.features,
+            horizon=plain.horizon,
+            holidays=plain.holidays,
+            engine=self.engine,
+        )
+        if self.first is plain:  # the carry-over reads the model that is fitted
+            self.first = model
+        return model
+
+
+def dask_factories(factories: ModelFactories, engine: DaskEngine) -> ModelFactories:
+    """Return the same factories, XGBoost on the cluster; the LSTM stays in this process."""
+    return ModelFactories(DaskXGBoostFactory(factories.xgboost, engine), factories.lstm)

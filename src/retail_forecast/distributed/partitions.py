@@ -1,0 +1,61 @@
+"""Partitions by series: every series wholly inside one partition, contiguous blocks of series.
+
+Features read only days of their own series (features/builder.py), so a partition holding
+whole series builds exactly the rows the whole frame would, without talking to the others.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from retail_forecast.features.builder import Panel
+from retail_forecast.schema import DATE, FAMILY, STORE
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+PARTITION = "_partition"
+PARTITION_ROWS = 1_000_000  # rows per partition: a worker's features stay ~100 MB
+
+
+def partition_count(n_series: int, n_rows: int, n_workers: int) -> int:
+    """Partitions for a frame: at least one per worker, ~PARTITION_ROWS rows each."""
+    by_size = -(-n_rows // PARTITION_ROWS)
+    return max(1, min(n_series, max(n_workers, by_size)))
+
+
+def series_blocks(n_series: int, n_partitions: int) -> npt.NDArray[np.int64]:
+    """Return each series' partition (sorted order): contiguous blocks of near-equal size."""
+    return np.asarray(np.arange(n_series) * n_partitions // n_series, dtype=np.int64)
+
+
+def partitioned_frame(frame: pd.DataFrame, n_partitions: int) -> dd.DataFrame:
+    """Return the frame as a Dask frame indexed by partition; no series straddles two."""
+    import dask.dataframe as dd
+
+    ordered = frame.sort_values([STORE, FAMILY, DATE], kind="stable")
+    series = ordered.groupby([STORE, FAMILY], sort=True, observed=True).ngroup().to_numpy()
+    n_series = int(series.max()) + 1
+    n_partitions = min(n_partitions, n_series)
+    part = series_blocks(n_series, n_partitions)[series]
+    indexed = ordered.set_axis(pd.Index(part, name=PARTITION)).reset_index(drop=False)
+    indexed = indexed.set_index(PARTITION)  # already sorted: from_pandas keeps the row order
+    out: dd.DataFrame = dd.from_pandas(indexed, npartitions=n_partitions, sort=True)
+    return out
+
+
+def panel_block(panel: Panel, start: int, stop: int) -> Panel:
+    """Series ``start:stop`` of a panel (the same days)."""
+    rows = slice(start, stop)
+    return Panel(
+        keys=panel.keys.iloc[rows].reset_index(drop=True),
+        dates=panel.dates,
+        log_sales=panel.log_sales[rows],
+        promo=panel.promo[rows],
+        closed=panel.closed[rows],
+        sales=panel.sales[rows],
+    )
