@@ -9,12 +9,7 @@ screenshot is written under tests/dashboard/screenshots/ (gitignored).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,11 +29,13 @@ playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 from bundle_helpers import TinyBundle, build_tiny_bundle  # noqa: E402
+from live_server import KEY, Server  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-KEY = "planner-browser-key-42"
 SHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM_ARGS = [
     "--headless",
@@ -52,67 +48,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SERIES = (2, "BEVERAGES")
-
-
-class Server:
-    """``python -m retail_forecast.cli serve`` on a free port of 127.0.0.1, with one API key."""
-
-    def __init__(self, bundle: TinyBundle, workdir: Path, **env: str) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log = (workdir / "serve.log").open("w+b")
-        environment = {
-            **os.environ,
-            "RF_LOG_DIR": str(workdir / "logs"),
-            "RF_API__HISTORY_DIR": str(workdir / "history"),
-            "RF_API__API_KEYS": json.dumps([KEY]),
-            "RF_MONITORING__DB_PATH": str(workdir / "monitoring.sqlite"),
-            **env,
-        }
-        command = [sys.executable, "-m", "retail_forecast.cli", "serve"]
-        command += ["--artifacts", str(bundle.artifacts), "--port", str(self.port)]
-        self.proc = subprocess.Popen(
-            command, cwd=workdir, env=environment, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"/ready never answered 200: {self.output()}")
-
-    def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        headers = {"X-Api-Key": KEY}
-        if body is None:
-            answer = httpx.get(self.url + path, headers=headers, timeout=30)
-        else:
-            answer = httpx.post(self.url + path, json=body, headers=headers, timeout=30)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +252,35 @@ def test_the_monitoring_view_shows_the_alert_of_a_degraded_model(
     assert math.isclose(float(rmsle), status["by_horizon_day"][0]["rmsle"], abs_tol=1e-4)
     assert page.errors == []
     page.close()
+
+
+def test_the_why_panel_adds_up_to_the_tree_models_log_space_prediction(
+    page: Page, server: Server
+) -> None:
+    """Each forecast day: bias + the listed contributions + the rest = the API's tree_log1p."""
+    store, family = SERIES
+    page.open("series", f"?store_nbr={store}&family={family}")
+    page.wait("document.getElementById('why').dataset.shown !== undefined")
+    answer = server.api("/api/v1/predict", {"rows": window_rows(server, {}), "explain": True})
+    served = {p["date"]: p for p in answer["predictions"]}
+    for day in (0, 9):
+        page.page.select_option("#why-day", str(day))
+        date = answer["predictions"][day]["date"]
+        page.wait(f"document.getElementById('why').dataset.shown === '{date}'")
+        values = [
+            float(v)
+            for v in page.page.locator("#why-table tr").evaluate_all(
+                "rows => rows.map(r => r.dataset.value)"
+            )
+        ]
+        explanation = served[date]["explanation"]
+        assert len(values) == 1 + 8 + 1 + 1  # bias, 8 features, the rest, the prediction
+        assert values[-1] == explanation["tree_log1p"]
+        assert math.isclose(sum(values[:-1]), values[-1], abs_tol=1e-5)
+        bars = page.page.evaluate("document.getElementById('why-chart').data[0].x.length")
+        assert bars == 9
+        note = page.page.inner_text("#why-weights")
+        assert "XGBoost 1.00" in note
+        assert "LSTM 0.00" in note
+    page.shot("series-why")
+    assert page.errors == []

@@ -61,7 +61,10 @@ def test_each_view_is_a_page_with_a_strict_content_security_policy(
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp
     assert "unsafe-eval" not in csp
-    assert '<script src="/dashboard/static/plotly.min.js"' in page.text
+    # Plotly.js loads async (never holding the page), versioned, on the views that draw charts
+    plotly = '<script id="plotly-js" src="/dashboard/static/plotly.min.js?v='
+    assert (plotly in page.text) == (view != "model")
+    assert '<script src="/dashboard/static/dashboard.js" defer>' in page.text
     assert "<script>" not in page.text  # no inline code: the policy would refuse it
 
 
@@ -116,6 +119,12 @@ def test_assets_are_fixed_paths_and_plotly_comes_from_the_plotly_package(
     assert plotly.status_code == 200
     assert plotly.headers["content-type"].startswith("text/javascript")
     assert b"plotly.js" in plotly.content[:2000]
+    # the URL is versioned by the plotly package: cached for a year, gzipped when accepted
+    assert plotly.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert plotly.headers["content-encoding"] == "gzip"  # httpx sends Accept-Encoding: gzip
+    raw = client.get("/dashboard/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers
+    assert raw.content == plotly.content  # httpx decoded the gzip: the same bundle
     assert client.get("/dashboard/static/dashboard.js").status_code == 200
     assert client.get("/dashboard/static/../app.py").status_code == 404
     assert client.get("/dashboard/static/routes.py").status_code == 404

@@ -20,8 +20,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.api.deps import ServiceState
+from retail_forecast.api.explain_request import (
+    can_explain,
+    check_explain_served,
+    explanation_tails,
+    extract_predict_body,
+)
 from retail_forecast.api.jsonbody import parse_json_body
-from retail_forecast.api.quantile_request import check_quantiles_served, extract_predict
+from retail_forecast.api.quantile_request import check_quantiles_served
 from retail_forecast.api.runtime.recorder import ServedForecasts
 from retail_forecast.api.schemas import PredictRow
 from retail_forecast.api.validation import (
@@ -95,7 +101,13 @@ def answer_and_record(body: bytes, *, predictor: Predictor, max_rows: int) -> An
     """Answer like :func:`answer_predict`; also return what monitoring logs about it."""
     domain = predictor.domain  # one snapshot for the whole request
     calibration = served_calibration(predictor)
-    batch = validated_rows(body, domain=domain, max_rows=max_rows, calibration=calibration)
+    batch = validated_rows(
+        body,
+        domain=domain,
+        max_rows=max_rows,
+        calibration=calibration,
+        explainable=can_explain(predictor),
+    )
     return answer_validated([batch], predictor, domain)[0]
 
 
@@ -111,12 +123,17 @@ def answer_batch(jobs: Sequence[PredictJob]) -> list[Answer | Exception]:
     predictor = jobs[0].predictor
     domain = predictor.domain
     calibration = served_calibration(predictor)
+    explainable = can_explain(predictor)
     outcomes: list[Answer | Exception] = [RuntimeError("unanswered")] * len(jobs)
     valid: list[tuple[int, RowBatch]] = []
     for i, job in enumerate(jobs):
         try:
             batch = validated_rows(
-                job.body, domain=domain, max_rows=job.max_rows, calibration=calibration
+                job.body,
+                domain=domain,
+                max_rows=job.max_rows,
+                calibration=calibration,
+                explainable=explainable,
             )
             valid.append((i, batch))
         except Exception as exc:  # the job's own answer (ApiError: its 4xx)
@@ -134,12 +151,14 @@ def validated_rows(
     domain: ServingDomain,
     max_rows: int,
     calibration: QuantileCalibration | None = None,
+    explainable: bool = False,
 ) -> RowBatch:
     """Parse and validate a /predict body against ``domain``; ApiError (4xx) names every field.
 
-    ``calibration``: the serving model's (None: a request naming quantiles gets a 409).
+    ``calibration``: the serving model's (None: a request naming quantiles gets a 409);
+    ``explainable``: whether the backend explains (False: a request with explain gets a 409).
     """
-    rows, levels = extract_predict(parse_json_body(body), max_rows=max_rows)
+    rows, levels, explain = extract_predict_body(parse_json_body(body), max_rows=max_rows)
     problems = Problems()
     batch = validate_types(rows, PredictRow, problems)
     check_domain(batch, domain, problems)
@@ -147,7 +166,9 @@ def validated_rows(
     check_horizon_prefix(batch, domain, problems)
     raise_if_any(problems, domain, len(rows))
     batch.levels = levels
+    batch.explain = explain
     check_quantiles_served(batch, calibration, domain)
+    check_explain_served(batch, explainable=explainable)
     return batch
 
 
@@ -157,7 +178,8 @@ def answer_validated(
     """Forecast validated requests in one model call; render each in its own request order.
 
     The quantiles of every request that asks for them come from one vectorised calibration
-    call over the points just forecast (:func:`quantile_batches`).
+    call over the points just forecast (:func:`quantile_batches`); the explanations of a
+    request that asks for them come from its own TreeSHAP call (:func:`_explanations`).
     """
     forecasts = forecast_batches(batches, predictor, families=domain.families)
     bands = quantile_batches(batches, forecasts, served_calibration(predictor), domain)
@@ -165,7 +187,9 @@ def answer_validated(
     answered = dt.datetime.now(dt.UTC)
     return [
         (
-            render_predictions(batch, sales, models, version, band),
+            render_predictions(
+                batch, sales, models, version, band, _explanations(batch, models, predictor, domain)
+            ),
             ServedForecasts(
                 model_version=version,
                 history_end=domain.history_end,
@@ -215,6 +239,17 @@ def quantile_batches(
         out[i] = values[start : start + size, [column[level] for level in batches[i].levels or ()]]
         start += size
     return out
+
+
+def _explanations(
+    batch: RowBatch, models: list[str], predictor: Predictor, domain: ServingDomain
+) -> list[str] | None:
+    """Return the rows' ``"explanation"`` tails when the request asks for them, else None."""
+    if not batch.explain:
+        return None
+    sent = [k for k, day in enumerate(batch.date) if not is_closed_date(day)]
+    frame = model_rows([(batch, k) for k in sent], domain.families)
+    return explanation_tails(models, sent, frame, predictor, domain)
 
 
 def _logged_quantiles(
@@ -314,6 +349,7 @@ def render_predictions(
     models: list[str],
     model_version: str,
     band: Bands | None = None,
+    explained: list[str] | None = None,
 ) -> bytes:
     """Serialize in request order; every value was validated or checked, so a template is safe.
 
@@ -321,7 +357,8 @@ def render_predictions(
     finite floats (``repr`` is valid JSON for those). A template is much faster than json.dumps
     of one dict per row on a full-domain request (bench/api_overhead.py). ``band``: the rows'
     quantiles at ``batch.levels`` (a ``"quantiles"`` object per row); None: the point-only
-    answer, byte for byte as before quantiles existed.
+    answer, byte for byte as before quantiles existed. ``explained``: each row's
+    ``"explanation"`` tail (:mod:`retail_forecast.api.explain_request`); None: none.
     """
     iso: dict[dt.date, str] = {}
     fam: dict[str, str] = {}
@@ -334,6 +371,8 @@ def render_predictions(
         ident = "" if batch.id[k] is None else f'"id": {int(batch.id[k] or 0)}, '
         closed = "true" if models[k] == "closed" else "false"
         tail = "" if tails is None else tails[k]
+        if explained is not None:
+            tail += explained[k]
         parts.append(
             f'{{{ident}"date": "{date_text}", "store_nbr": {int(batch.store_nbr[k])}, '
             f'"family": {family_json}, "sales": {float(sales[k])!r}, "model": "{models[k]}", '

@@ -150,6 +150,49 @@ QUANTILES_RESPONSE: Final = (
 )
 
 
+EXPLAIN_REQUEST: Final = (
+    "Optional JSON boolean (default false; 1, 0 or a string are refused). true: each prediction"
+    " also carries an explanation: the tree model's (XGBoost) exact TreeSHAP contributions in"
+    " log1p space on the feature row the served recursion predicted that day (the 8 largest by"
+    " absolute value, the bias, and the sum of the others), the hybrid's XGBoost weight, and a"
+    " note that the LSTM part is not explained. Closed and zero-rule rows carry the reason"
+    " instead. Only the local backend explains: another backend answers 409 explain_unavailable."
+)
+EXPLANATION_RESPONSE: Final = (
+    "Only when the request said explain: true. explained true: bias + the contributions +"
+    " other = tree_log1p (up to float32 rounding), the tree model's log1p prediction of that"
+    " day; the hybrid serves expm1(xgboost_weight * max(tree_log1p, 0) + lstm_weight *"
+    " log1p(lstm)). explained false: reason says why no model ran (closed, zero_rule)."
+)
+
+
+class FeatureContribution(BaseModel):
+    feature: str = Field(description="A feature of the tree model (models/explain.py).")
+    value: float | None = Field(
+        description="The feature's value in the row (log1p sales for lags and means; category"
+        " codes for store_nbr and family)."
+    )
+    contribution: float | None = Field(description="Its TreeSHAP value, in log1p space.")
+
+
+class Explanation(BaseModel):
+    explained: bool
+    reason: str | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    tree_log1p: float | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    bias: float | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    contributions: list[FeatureContribution] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default
+    )
+    other: float | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    xgboost_weight: float | SkipJsonSchema[None] = Field(
+        default=None, ge=0, le=1, json_schema_extra=_no_default
+    )
+    lstm_weight: float | SkipJsonSchema[None] = Field(
+        default=None, ge=0, le=1, json_schema_extra=_no_default
+    )
+    note: str | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+
+
 def _quantiles_schema(schema: dict[str, Any]) -> None:
     schema.pop("default", None)  # optional, never null
     schema["uniqueItems"] = True
@@ -161,6 +204,7 @@ class PredictRequest(StrictModel):
         Annotated[list[QuantileLevel], Field(min_length=1, max_length=MAX_LEVELS)]
         | SkipJsonSchema[None]
     ) = Field(default=None, description=QUANTILES_REQUEST, json_schema_extra=_quantiles_schema)
+    explain: bool = Field(default=False, description=EXPLAIN_REQUEST)
 
 
 class ActualsRequest(StrictModel):
@@ -180,6 +224,9 @@ class Prediction(BaseModel):
     closed: bool = False
     quantiles: dict[str, Annotated[float, Field(ge=0)]] | SkipJsonSchema[None] = Field(
         default=None, description=QUANTILES_RESPONSE, json_schema_extra=_no_default
+    )
+    explanation: Explanation | SkipJsonSchema[None] = Field(
+        default=None, description=EXPLANATION_RESPONSE, json_schema_extra=_no_default
     )
 
 

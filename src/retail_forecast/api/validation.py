@@ -42,6 +42,7 @@ class RowBatch:
     correction: list[bool] = field(default_factory=list)
     closed: list[bool] = field(default_factory=list)  # the row says open 0
     levels: tuple[float, ...] | None = None  # /predict's quantiles; None: point forecasts only
+    explain: bool = False  # /predict's explain: per-row tree contributions
 
     @classmethod
     def from_rows(cls, parsed: list[dict[str, Any]]) -> RowBatch:

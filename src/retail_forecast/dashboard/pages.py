@@ -41,8 +41,15 @@ def _attrs(data: dict[str, str]) -> str:
     return "".join(f' data-{escape(k)}="{escape(v)}"' for k, v in data.items())
 
 
-def layout(view: str, title: str, body: str, *, data: dict[str, str], logout: bool) -> str:
-    """One page: the nav, the view's body, the stylesheet, Plotly.js and the dashboard script."""
+def layout(
+    view: str, title: str, body: str, *, data: dict[str, str], logout: bool, plotly: str = ""
+) -> str:
+    """One page: the nav, the view's body, the stylesheet, the dashboard script and Plotly.js.
+
+    ``plotly``: the versioned URL of the bundle on the views that draw charts ("" elsewhere).
+    It loads ``async`` after the deferred script, so parsing its 4.8 MB never holds the page or
+    its data calls back (bench/dashboard.py); the script draws once it has run.
+    """
     current = ' aria-current="page"'
     links = "".join(
         f'<a href="/dashboard/{name}"{current if name == view else ""}>{escape(label)}</a>'
@@ -60,9 +67,9 @@ def layout(view: str, title: str, body: str, *, data: dict[str, str], logout: bo
         f"<title>{escape(title)} · retail_forecast</title>"
         '<link rel="icon" href="data:,">'  # no favicon request (a 404 in the console)
         f'<link rel="stylesheet" href="{STATIC}/dashboard.css">'
-        f'<script src="{STATIC}/plotly.min.js" defer></script>'
         f'<script src="{STATIC}/dashboard.js" defer></script>'
-        f'</head><body data-view="{escape(view)}"{_attrs(data)}>'
+        + (f'<script id="plotly-js" src="{escape(plotly)}" async></script>' if plotly else "")
+        + f'</head><body data-view="{escape(view)}"{_attrs(data)}>'
         f"<header><strong>retail_forecast</strong><nav>{links}</nav>{out}</header>"
         f"<main><h1>{escape(title)}</h1>{body}</main></body></html>\n"
     )

@@ -1,6 +1,7 @@
 // The dashboard's one script: it reads the page's data- attributes and the API's answers
 // (POST /api/v1/predict, GET /api/v1/monitoring/*), and draws them with Plotly.js.
 // Requests carry X-Rf-Dashboard so that, behind a login, the session cookie stands for the key.
+// Plotly.js (4.8 MB) loads async: the page asks for its data at once and draws when both are in.
 "use strict";
 
 (function () {
@@ -10,6 +11,19 @@
   const COLORS = { history: "#4c5b6b", forecast: "#1565c0", scenario: "#c62828", promo: "#ef6c00" };
 
   function $(id) { return document.getElementById(id); }
+
+  let plotly = null;
+  function plotlyReady() {  // resolves with window.Plotly once the async bundle has run
+    if (plotly) return plotly;
+    const tag = $("plotly-js");
+    plotly = window.Plotly ? Promise.resolve(window.Plotly) : new Promise((resolve, reject) => {
+      const missing = () => reject(new Error("Charts need Plotly.js: pip install 'retail-forecast[dashboard]'"));
+      if (!tag) { missing(); return; }
+      tag.addEventListener("load", () => (window.Plotly ? resolve(window.Plotly) : missing()));
+      tag.addEventListener("error", missing);
+    });
+    return plotly;
+  }
 
   function say(text, isError) {
     const status = $("status");
@@ -103,12 +117,12 @@
       mode: "lines+markers", line: { color, width: 2, dash: dash || "solid" }, marker: { size: 5 } };
   }
 
-  function draw(traces, title) {
+  async function draw(traces, title) {
     const chart = $("chart");
-    if (!window.Plotly) throw new Error("Charts need Plotly.js: pip install 'retail-forecast[dashboard]'");
+    const Plotly = await plotlyReady();
     const layout = { title: { text: title }, margin: { t: 40, r: 10, b: 40, l: 60 },
       yaxis: { title: { text: "sales" }, rangemode: "tozero" }, legend: { orientation: "h" } };
-    return window.Plotly.react(chart, traces, layout, { displaylogo: false, responsive: true })
+    return Plotly.react(chart, traces, layout, { displaylogo: false, responsive: true })
       .then(() => { chart.dataset.draws = String(Number(chart.dataset.draws || 0) + 1); });
   }
 
@@ -131,38 +145,48 @@
   async function explain(series, days) {
     const answer = await forecast(series, days.window, {}, { explain: true });
     const select = $("why-day");
-    select.replaceChildren(...answer.map((p, i) => new Option(p.date, String(i))));
-    const show = () => drawWhy(answer[Number(select.value)]);
+    select.replaceChildren(...answer.map((p, i) => new Option(p.date + " · " + p.model, String(i))));
+    const first = answer.findIndex((p) => p.explanation.explained);
+    select.value = String(Math.max(first, 0));
+    const show = () => drawWhy(answer[Number(select.value)]).catch((err) => say(err.message, true));
     select.onchange = show;
     $("why").hidden = false;
-    show();
+    await drawWhy(answer[Number(select.value)]);
   }
 
-  function drawWhy(p) {
+  // One forecast day: its top contributions as bars, then a table that adds up to tree_log1p.
+  async function drawWhy(p) {
     const e = p.explanation;
     const note = $("why-weights");
     const table = $("why-table");
-    if (!e) {
-      note.textContent = "No explanation for this day (" + p.model + ").";
+    const Plotly = await plotlyReady();
+    const why = $("why");
+    if (!e.explained) {
+      note.textContent = "No contributions for " + p.date + ": " + e.reason + ".";
       table.replaceChildren();
-      window.Plotly.purge($("why-chart"));
+      Plotly.purge($("why-chart"));
+      why.dataset.shown = p.date;
       return;
     }
-    note.textContent = "Weights: XGBoost " + e.xgboost_weight.toFixed(2) + ", LSTM " +
-      e.lstm_weight.toFixed(2) + ". " + e.note;
-    const items = e.contributions.concat([{ feature: "other features", value: e.other }]);
-    const rows = [["bias", e.bias]].concat(items.map((c) => [c.feature, c.value]))
-      .concat([["= log-space prediction", e.log_prediction]]);
+    note.textContent = "Hybrid weights in log space: XGBoost " + e.xgboost_weight.toFixed(2) +
+      ", LSTM " + e.lstm_weight.toFixed(2) + ". Note: " + e.note + ".";
+    const items = e.contributions.map((c) => ({ name: c.feature + " = " + fmt(c.value), value: c.contribution }))
+      .concat([{ name: "all other features", value: e.other }]);
+    const rows = [["bias (the trees' mean)", e.bias]].concat(items.map((c) => [c.name, c.value]))
+      .concat([["= tree model's log1p prediction", e.tree_log1p]]);
     table.replaceChildren(...rows.map(([name, value]) => {
       const tr = document.createElement("tr");
+      tr.dataset.value = String(value);
       tr.append(cell(name), cell(value.toFixed(4)));
       return tr;
     }));
     const shown = items.slice().reverse();
-    window.Plotly.react($("why-chart"), [{ type: "bar", orientation: "h",
-      x: shown.map((c) => c.value), y: shown.map((c) => c.feature),
+    await Plotly.react($("why-chart"), [{ type: "bar", orientation: "h",
+      x: shown.map((c) => c.value), y: shown.map((c) => c.name),
       marker: { color: shown.map((c) => (c.value >= 0 ? COLORS.forecast : COLORS.scenario)) } }],
-    { margin: { t: 10, r: 10, b: 30, l: 140 }, height: 320 }, { displaylogo: false });
+    { margin: { t: 10, r: 10, b: 30, l: 200 }, height: 320,
+      xaxis: { title: { text: "contribution to log1p(sales)" } } }, { displaylogo: false });
+    why.dataset.shown = p.date;
   }
 
   function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
@@ -252,7 +276,7 @@
       status.by_horizon_day.map((r) => [r.horizon_day, r.rmsle, r.mae, r.bias, r.n]));
     $("accuracy-chart").hidden = !status.by_horizon_day.length;
     if (status.by_horizon_day.length) {
-      window.Plotly.react($("accuracy-chart"), [{ type: "bar", name: "RMSLE",
+      await (await plotlyReady()).react($("accuracy-chart"), [{ type: "bar", name: "RMSLE",
         x: status.by_horizon_day.map((r) => r.horizon_day), y: status.by_horizon_day.map((r) => r.rmsle) }],
       { margin: { t: 10, r: 10, b: 40, l: 50 }, height: 260, xaxis: { title: { text: "horizon day" }, dtick: 1 } },
       { displaylogo: false });

@@ -1,0 +1,259 @@
+"""The dashboard's speed in a real browser, and what ``explain`` costs (bounded; not a test).
+
+Serves a bundle with ``retail-forecast serve`` on 127.0.0.1 (no API keys) and drives Debian's
+chromium with Playwright (nothing downloaded). Measures, on the same machine:
+
+- page ready per view, from navigation start (``performance.now()``) until the view shows its
+  numbers: series and what-if: the chart drawn; monitoring: its tables and chart; model: its
+  backtest table. Cold: a fresh browser context each load (no HTTP cache); warm: the same
+  context again. Both for the served page (Plotly.js async, after the script) and, in the same
+  run, the page as it was (``blocking``: Plotly.js deferred before the script, so nothing ran
+  until its 4.8 MB was parsed), rewritten in the browser from the served HTML;
+- the what-if round trip for one series: ticking a promotion day until the chart is redrawn
+  (the page's own POST /api/v1/predict with quantiles, plus drawing), and that call alone;
+- ``explain: true`` single-series p99 against the same request without it, interleaved.
+
+    .venv/bin/retail-forecast data generate --stores 6 --families 8 --out /tmp/D
+    .venv/bin/retail-forecast train --data-dir /tmp/D --out /tmp/A
+    .venv/bin/python bench/dashboard.py --artifacts /tmp/A [--loads 8] [--requests 300]
+
+Prints a markdown table and writes JSON (``--out``, default bench/dashboard.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from playwright.sync_api import Browser, BrowserContext, Route, sync_playwright
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+READY = {
+    "series": "Number(document.getElementById('chart').dataset.draws||0) >= 1",
+    "what-if": "Number(document.getElementById('chart').dataset.draws||0) >= 1",
+    "monitoring": "document.body.dataset.loaded === '1'",
+    "model": "document.getElementById('backtest') !== null",
+}
+ASYNC_TAG = '<script id="plotly-js" src="/dashboard/static/plotly.min.js?v='
+
+
+@contextmanager
+def served(artifacts: Path, workdir: Path) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "RF_LOG_DIR": str(workdir / "logs"),
+        "RF_API__HISTORY_DIR": str(workdir / "history"),
+        "RF_MONITORING__DB_PATH": str(workdir / "monitoring.sqlite"),
+    }
+    command = [sys.executable, "-m", "retail_forecast.cli", "serve"]
+    command += ["--artifacts", str(artifacts), "--port", str(port)]
+    with (workdir / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"serve did not become ready: see {workdir / 'serve.log'}")
+                try:
+                    if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def blocking(route: Route) -> None:
+    """Serve the page as it was: Plotly.js deferred before the script, so it blocks the script."""
+    response = route.fetch()
+    html = response.text()
+    start = html.find(ASYNC_TAG)
+    if start >= 0:
+        end = html.index("</script>", start) + len("</script>")
+        tag = html[start:end].replace(' id="plotly-js"', "").replace(" async>", " defer>")
+        script = '<script src="/dashboard/static/dashboard.js" defer></script>'
+        html = html[:start] + html[end:]
+        html = html.replace(script, tag + script)
+    route.fulfill(response=response, body=html)
+
+
+def ready_ms(context: BrowserContext, url: str, view: str) -> float:
+    """Load ``view`` in a new tab of ``context``; ms from navigation start to the view's data."""
+    page = context.new_page()
+    page.goto(f"{url}/dashboard/{view}", wait_until="commit")
+    probe = f"({READY[view]}) ? performance.now() : null"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            value = page.evaluate(probe)
+        except Exception:  # the document is still being replaced
+            value = None
+        if value is not None:
+            page.close()
+            return float(value)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{view} never became ready")
+        time.sleep(0.005)
+
+
+def page_loads(browser: Browser, url: str, loads: int, variant: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for view in READY:
+        cold, warm = [], []
+        for _ in range(loads):
+            context = browser.new_context()
+            if variant == "blocking":
+                context.route("**/dashboard/*", blocking)
+            cold.append(ready_ms(context, url, view))
+            warm.append(ready_ms(context, url, view))
+            context.close()
+        out[view] = {"cold_ms": summary(cold), "warm_ms": summary(warm)}
+    return out
+
+
+def what_if_ms(browser: Browser, url: str, series: tuple[int, str], toggles: int) -> list[float]:
+    """Tick and untick promotion day 3: ms from the click until the chart is redrawn."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{url}/dashboard/what-if?store_nbr={series[0]}&family={series[1]}")
+    draws = "Number(document.getElementById('chart').dataset.draws||0)"
+    while page.evaluate(draws) < 1:
+        time.sleep(0.01)
+    times = []
+    for _ in range(toggles):
+        before = page.evaluate(draws)
+        started = time.perf_counter()
+        page.click("#promo-3")
+        while page.evaluate(draws) <= before:
+            time.sleep(0.002)
+        times.append((time.perf_counter() - started) * 1000)
+    context.close()
+    return times
+
+
+def window_rows(url: str, series: tuple[int, str]) -> list[dict[str, Any]]:
+    domain = httpx.get(url + "/api/v1/models", timeout=30).json()["domain"]
+    days = np.datetime64(domain["first_date"]) + np.arange(domain["horizon"])
+    return [
+        {"date": str(d), "store_nbr": series[0], "family": series[1], "onpromotion": 0}
+        for d in days
+    ]
+
+
+def request_ms(client: httpx.Client, body: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    answer = client.post("/api/v1/predict", json=body)
+    elapsed = (time.perf_counter() - started) * 1000
+    if answer.status_code != 200:
+        raise SystemExit(answer.text)
+    return elapsed
+
+
+def api_latency(url: str, rows: list[dict[str, Any]], n: int) -> dict[str, dict[str, float]]:
+    """Interleaved: plain, explain, and the what-if page's call (with quantiles), ``n`` each."""
+    bodies: dict[str, dict[str, Any]] = {
+        "plain": {"rows": rows},
+        "explain": {"rows": rows, "explain": True},
+        "what_if_call": {"rows": rows, "quantiles": [0.025, 0.1, 0.5, 0.9, 0.975]},
+    }
+    times: dict[str, list[float]] = {name: [] for name in bodies}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for body in bodies.values():  # warm-up
+            for _ in range(5):
+                request_ms(client, body)
+        for _ in range(n):
+            for name, body in bodies.items():
+                times[name].append(request_ms(client, body))
+    return {name: summary(values) for name, values in times.items()}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values)
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(a, 50)), 1),
+        "p95": round(float(np.percentile(a, 95)), 1),
+        "p99": round(float(np.percentile(a, 99)), 1),
+        "max": round(float(a.max()), 1),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["| measure | p50 ms | p95 ms | p99 ms | n |", "|---|---|---|---|---|"]
+
+    def row(name: str, s: dict[str, float]) -> None:
+        lines.append(f"| {name} | {s['p50']} | {s['p95']} | {s['p99']} | {s['n']} |")
+
+    for variant, views in result["page_ready"].items():
+        for view, s in views.items():
+            row(f"{view} ready, cold ({variant})", s["cold_ms"])
+            row(f"{view} ready, warm ({variant})", s["warm_ms"])
+    row("what-if tick -> chart redrawn (browser)", result["what_if_browser_ms"])
+    for name, s in result["api_ms"].items():
+        row(f"POST /predict one series: {name}", s)
+    lines.append(f"\nexplain p99 / plain p99 = {result['explain_p99_ratio']:.2f} (target <= 2)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    with served(args.artifacts, workdir) as url, sync_playwright() as driver:
+        domain = httpx.get(url + "/api/v1/models", timeout=30).json()["domain"]
+        series = (int(domain["stores"][0]), str(domain["families"][0]))
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        loads: Callable[[str], dict[str, Any]] = lambda v: page_loads(  # noqa: E731
+            browser, url, args.loads, v
+        )
+        page_ready = {"served": loads("served"), "blocking": loads("blocking")}
+        what_if = summary(what_if_ms(browser, url, series, args.toggles))
+        browser.close()
+        api = api_latency(url, window_rows(url, series), args.requests)
+    return {
+        "artifacts": str(args.artifacts),
+        "cores": os.cpu_count(),
+        "series": list(series),
+        "page_ready": page_ready,
+        "what_if_browser_ms": what_if,
+        "api_ms": api,
+        "explain_p99_ratio": api["explain"]["p99"] / api["plain"]["p99"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=Path, required=True)
+    parser.add_argument("--loads", type=int, default=8, help="cold and warm loads per view")
+    parser.add_argument("--toggles", type=int, default=40, help="what-if ticks in the browser")
+    parser.add_argument("--requests", type=int, default=300, help="API requests of each kind")
+    parser.add_argument("--out", type=Path, default=HERE / "dashboard.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rf-dashboard-bench-") as tmp:
+        result = run(args, Path(tmp))
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(table(result))
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
