@@ -33,6 +33,7 @@ GENERATE_OPTIONS = {
     "start_date": "--start",
     "horizon": "--horizon",
     "gap_stores": "--gap-stores",
+    "items_per_store": "--items",
 }
 
 app = typer.Typer(help="Generate, validate and import Kaggle-layout sales data.")
@@ -40,7 +41,8 @@ app = typer.Typer(help="Generate, validate and import Kaggle-layout sales data."
 
 SHAPE_HELP = (
     "Panel shape preset: favorita-like (the default), closed-sundays, regional, gaps, "
-    "one-family, recent-years (2019-2022), long-horizon (28 days); the options below override it."
+    "one-family, recent-years (2019-2022), long-horizon (28 days), m5-sized (10 stores x 3,049 "
+    "items x 1,941 days = 59 M rows, as Parquet parts); the options below override it."
 )
 
 
@@ -73,6 +75,14 @@ def data_generate(
     gap_stores: Annotated[
         int | None, typer.Option("--gap-stores", help="Stores with a 120-day gap (no rows).")
     ] = None,
+    items: Annotated[
+        int | None,
+        typer.Option(
+            "--items",
+            help="Item series per store (store x item panels): train_parts/*.parquet, one "
+            "block of whole series a part, written a block at a time (bounded memory).",
+        ),
+    ] = None,
 ) -> None:
     """Write a synthetic data set in the Kaggle layout (train.csv, test.csv, stores.csv, ...).
 
@@ -94,6 +104,7 @@ def data_generate(
         "closed_sundays": closed_sundays or None,
         "regional_holidays": regional_holidays or None,
         "gap_stores": gap_stores,
+        "items_per_store": items,
     }
     config = _generate_config(shape, full=full, seed=seed, options=options)
     with console.status("generating synthetic data"):
@@ -138,15 +149,22 @@ def _print_generated(
 ) -> None:
     from rich.table import Table
 
-    with paths["train"].open("rb") as handle:
-        rows = sum(1 for _ in handle) - 1
+    from retail_forecast.data_processing.synthetic_parts import parts_rows
+
+    if "train" in paths:
+        with paths["train"].open("rb") as handle:
+            rows = sum(1 for _ in handle) - 1
+    else:  # item panels: the parts' marker counts them
+        rows = parts_rows(paths["train_parts"])
     table = Table(title="synthetic data (Kaggle layout)", show_header=False)
     table.add_row("train rows", f"{rows:,}")
-    table.add_row("stores x families", f"{config.n_stores} x {len(config.families())}")
+    n_series = config.items_per_store or len(config.families())
+    label = "stores x items" if config.items_per_store else "stores x families"
+    table.add_row(label, f"{config.n_stores} x {n_series:,}")
     table.add_row("dates", f"{dates[0]:%Y-%m-%d} .. {dates[-1]:%Y-%m-%d} ({len(dates):,} days)")
     table.add_row("test days", str(config.horizon))
     table.add_row("seed", str(config.seed))
-    table.add_row("written to", str(paths["train"].parent))
+    table.add_row("written to", str(paths["config"].parent))
     table.add_row("profile", str(profile))
     console.print(table)
 

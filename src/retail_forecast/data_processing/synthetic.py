@@ -17,6 +17,7 @@ from retail_forecast.config import ForecastConfig
 from retail_forecast.data_processing import synthetic_calendar as cal
 from retail_forecast.data_processing import synthetic_shapes as shapes
 from retail_forecast.data_processing.synthetic_files import oil_frame, transactions_frame
+from retail_forecast.data_processing.synthetic_parts import write_parts
 from retail_forecast.data_processing.synthetic_tables import (
     FAMILY_TABLE,
     FRACTIONAL_FAMILIES,
@@ -51,6 +52,7 @@ SHAPE_FIELDS = (
     "regional_holidays",
     "gap_stores",
     "gap_days",
+    "items_per_store",
 )
 
 
@@ -92,6 +94,7 @@ class SyntheticConfig(BaseModel):
     regional_holidays: bool = False
     gap_stores: int = Field(default=0, ge=0, description="Stores with a gap (no rows).")
     gap_days: int = Field(default=120, ge=1, description="Length of each gap in train days.")
+    items_per_store: int = Field(default=0, ge=0, description="Series a store (0: one a family).")
 
     @field_validator("family_list")
     @classmethod
@@ -292,9 +295,12 @@ def _log_level(
     return np.asarray(base[:, :, None] + effects + lift, dtype=np.float64)
 
 
-def generate_frames(config: SyntheticConfig) -> dict[str, pd.DataFrame]:
+def generate_frames(config: SyntheticConfig, block: int = 0) -> dict[str, pd.DataFrame]:
     """All six Kaggle files as frames, with the dtypes ``pd.read_csv`` gives for the real ones."""
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(9)]
+    if block:  # an item block (synthetic_parts): its own series draws, the shared calendar
+        seqs = np.random.SeedSequence([config.seed, block]).spawn(4)
+        rngs[4], rngs[5], rngs[7], rngs[8] = (np.random.default_rng(s) for s in seqs)
     days, is_train = _calendar(config)
     fams = config.families()
     stores, scale = store_table(config.n_stores, rngs[0])
@@ -354,16 +360,19 @@ def generate_frames(config: SyntheticConfig) -> dict[str, pd.DataFrame]:
 
 
 def write_dataset(out_dir: Path, config: SyntheticConfig) -> dict[str, Path]:
-    """Write the six Kaggle-layout CSV files (and synthetic_config.json) atomically."""
+    """Write the Kaggle-layout files (items_per_store: train_parts/) and synthetic_config.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for name, frame in generate_frames(config).items():
+    parts = config.items_per_store > 0  # the sales in parts, block by block
+    frames = write_parts(out_dir, config, generate_frames) if parts else generate_frames(config)
+    for name, frame in frames.items():
         path = out_dir / f"{name}.csv"
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False, lineterminator="\n")
         path.chmod(0o644)  # mkstemp creates 0600; these are ordinary shareable data files
         paths[name] = path
+    paths |= {"train_parts": out_dir / shapes.TRAIN_PARTS_DIR} if parts else {}
     paths["config"] = out_dir / "synthetic_config.json"
     dumped = config.model_dump(mode="json")
     default = SyntheticConfig()

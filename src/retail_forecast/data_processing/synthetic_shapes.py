@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.data_processing.ingest import TRAIN_PARTS_DIR
 from retail_forecast.data_processing.panel_shape import CLOSED_TYPE, OPEN
 from retail_forecast.data_processing.synthetic_files import date_strings, long_frame
 from retail_forecast.schema import PROMO, TARGET, TEST_COLUMNS, TRAIN_COLUMNS
@@ -35,7 +36,15 @@ if TYPE_CHECKING:  # the generator's module imports this one
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 
-__all__ = ["CLOSED_TYPE", "OPEN", "SHAPES", "closed_store_days", "gap_mask", "regional_rows"]
+__all__ = [
+    "CLOSED_TYPE",
+    "OPEN",
+    "SHAPES",
+    "TRAIN_PARTS_DIR",
+    "closed_store_days",
+    "gap_mask",
+    "regional_rows",
+]
 
 SUNDAY: Final = 6
 # Log-lift of one of the shape's extra regional or local holidays on its stores' sales
@@ -53,6 +62,8 @@ SHAPES: Final[dict[str, dict[str, Any]]] = {
     "one-family": {"family_list": ("GROCERY I",)},
     "recent-years": {"start_date": dt.date(2019, 1, 1), "n_days": 1400},
     "long-horizon": {"horizon": 28},
+    # M5's size (30,490 series x 1,941 days = 59 M rows), store x item: train_parts/ parts
+    "m5-sized": {"n_stores": 10, "items_per_store": 3049, "n_days": 1941},
 }
 
 

@@ -22,16 +22,22 @@ import xgboost as xgb
 
 from retail_forecast.config import FeatureConfig, XGBoostConfig
 from retail_forecast.distributed.cluster import DaskEngine, guarded
+from retail_forecast.distributed.parquet_input import (
+    check_span,
+    check_whole_series,
+    partition_keys,
+)
 from retail_forecast.distributed.partitions import (
     panel_block,
     partition_count,
     partitioned_frame,
     series_blocks,
 )
+from retail_forecast.errors import UnknownSeriesError
 from retail_forecast.features.builder import FeatureBuilder, Panel, panel_from_frame
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.xgboost import FloatArray, XGBForecaster
-from retail_forecast.schema import DATE, FAMILY, STORE
+from retail_forecast.schema import DATE, FAMILY, ID, STORE, TARGET
 from retail_forecast.training.factories import ModelFactories, XGBoostFactory
 
 if TYPE_CHECKING:
@@ -76,25 +82,69 @@ class DaskXGBForecaster(XGBForecaster):
         builder = self.feature_builder(history)
         n_series = int(history.groupby([STORE, FAMILY], observed=True).ngroups)
         n_parts = partition_count(n_series, len(history), len(self.engine.workers()))
-        local = self.local_model()
         with guarded(self.engine, "the XGBoost fit"):
             frame = partitioned_frame(history, n_parts)
-            rows = frame.map_partitions(
-                _partition_rows, local, builder, meta=_rows_meta(builder), align_dataframes=False
-            ).persist()
-            n_valid = int(rows[VALID].sum().compute())
-            n_rows = len(rows)
-            started = time.perf_counter()
-            booster = dask_train(self.engine, self.params(), self.config, rows, builder)
+            self._fit_frame(frame, builder, pd.Timestamp(history[DATE].max()))
+        return self
+
+    def fit_parts(self, frame: dd.DataFrame) -> DaskXGBForecaster:
+        """Train from a lazily read whole-series dataset (distributed/parquet_input.py).
+
+        The driver sees only each partition's series keys and days, never the rows.
+        """
+        with guarded(self.engine, "the XGBoost fit"):
+            keys = partition_keys(frame)
+            check_whole_series(keys)
+            _, last = check_span(frame)
+            self._fit_frame(frame, self.feature_builder(keys), last)
+        return self
+
+    def _fit_frame(
+        self, frame: dd.DataFrame, builder: FeatureBuilder, origin: pd.Timestamp
+    ) -> None:
+        """Build each partition's training rows on its worker and train on them."""
+        rows = frame.map_partitions(
+            _partition_rows,
+            self.local_model(),
+            builder,
+            meta=_rows_meta(builder),
+            align_dataframes=False,
+        ).persist()
+        n_valid = int(rows[VALID].sum().compute())
+        n_rows = len(rows)
+        started = time.perf_counter()
+        booster = dask_train(self.engine, self.params(), self.config, rows, builder)
         booster.set_param({"nthread": self.config.nthread})  # local predictions, as load() does
         self.set_fitted(
             builder,
             booster,
-            origin=pd.Timestamp(history[DATE].max()),
+            origin=origin,
             seconds=time.perf_counter() - started,
             rows=(n_rows - n_valid, n_valid),
         )
-        return self
+
+    def predict_parts(self, frame: dd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        """``predict`` from a whole-series Dask frame: each partition forecasts its own series."""
+        from dask.delayed import delayed
+
+        window = self.history_days
+        origin = self.origin_
+        with guarded(self.engine, "the XGBoost forecast"):
+            recent = frame[frame[DATE] > origin - pd.Timedelta(days=window)]
+            parts = recent.map_partitions(
+                _parts_sales,
+                self.local_model(),
+                delayed(future, pure=True),
+                meta=future.head(0).assign(**{TARGET: np.zeros(0)}),
+                align_dataframes=False,
+            ).compute()
+        out = future.merge(parts[[ID, TARGET]], on=ID, how="left", validate="one_to_one")
+        if out[TARGET].isna().any():
+            first = out[out[TARGET].isna()].iloc[0]
+            raise UnknownSeriesError(
+                f"store_nbr={first[STORE]}, family={first[FAMILY]!r} has no history"
+            )
+        return out
 
     def panel_sales(self, panel: Panel, future: pd.DataFrame) -> FloatArray:
         """Run the local :meth:`XGBForecaster.panel_sales`, one block of series a task."""
@@ -121,6 +171,16 @@ class DaskXGBForecaster(XGBForecaster):
                 values[rows], dead = job.result()
                 self.n_dead_zeroed_ += dead
         return values
+
+
+def _parts_sales(piece: pd.DataFrame, model: XGBForecaster, future: pd.DataFrame) -> pd.DataFrame:
+    """On a worker: the local recursion over one partition's series (their future rows)."""
+    if piece.empty:
+        return future.head(0).assign(**{TARGET: np.zeros(0)})
+    panel = panel_from_frame(piece.reset_index(drop=True))
+    keys = panel.keys.astype({FAMILY: str})
+    mine = future.merge(keys, on=[STORE, FAMILY], how="inner")
+    return mine.assign(**{TARGET: model.panel_sales(panel, mine)})
 
 
 def _block_sales(model: XGBForecaster, panel: Panel, future: pd.DataFrame) -> tuple[Any, int]:
