@@ -61,9 +61,12 @@ def test_each_view_is_a_page_with_a_strict_content_security_policy(
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp
     assert "unsafe-eval" not in csp
-    # Plotly.js loads async (never holding the page), versioned, on the views that draw charts
-    plotly = '<script id="plotly-js" src="/dashboard/static/plotly.min.js?v='
+    # no Plotly.js tag: the charts are SVG first; the script fetches the versioned bundle (named
+    # on the views that draw charts) only when someone points at a chart
+    assert '<script id="plotly-js"' not in page.text
+    plotly = 'data-plotly="/dashboard/static/plotly.min.js?v='
     assert (plotly in page.text) == (view != "model")
+    assert '<script src="/dashboard/static/sketch.js" defer>' in page.text
     assert '<script src="/dashboard/static/dashboard.js" defer>' in page.text
     assert "<script>" not in page.text  # no inline code: the policy would refuse it
 
@@ -126,6 +129,9 @@ def test_assets_are_fixed_paths_and_plotly_comes_from_the_plotly_package(
     assert "content-encoding" not in raw.headers
     assert raw.content == plotly.content  # httpx decoded the gzip: the same bundle
     assert client.get("/dashboard/static/dashboard.js").status_code == 200
+    sketch = client.get("/dashboard/static/sketch.js")
+    assert sketch.status_code == 200
+    assert sketch.headers["content-type"].startswith("text/javascript")
     assert client.get("/dashboard/static/../app.py").status_code == 404
     assert client.get("/dashboard/static/routes.py").status_code == 404
 

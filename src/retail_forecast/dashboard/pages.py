@@ -46,11 +46,13 @@ def layout(
 ) -> str:
     """One page: the nav, the view's body, the stylesheet, the dashboard script and Plotly.js.
 
-    ``plotly``: the versioned URL of the bundle on the views that draw charts ("" elsewhere).
-    It loads ``async`` after the deferred script, so parsing its 4.8 MB never holds the page or
-    its data calls back (bench/dashboard.py); the script draws once it has run.
+    ``plotly``: the versioned URL of the bundle on the views that draw charts ("" elsewhere),
+    as ``data-plotly``: the charts are drawn at once as SVG (sketch.js) and the script fetches
+    Plotly.js only when someone points at a chart, so parsing its 4.8 MB never holds a view
+    back (bench/dashboard.py).
     """
     current = ' aria-current="page"'
+    plotly_data = {"plotly": plotly} if plotly else {}
     links = "".join(
         f'<a href="/dashboard/{name}"{current if name == view else ""}>{escape(label)}</a>'
         for name, label in VIEWS
@@ -67,9 +69,9 @@ def layout(
         f"<title>{escape(title)} · retail_forecast</title>"
         '<link rel="icon" href="data:,">'  # no favicon request (a 404 in the console)
         f'<link rel="stylesheet" href="{STATIC}/dashboard.css">'
+        f'<script src="{STATIC}/sketch.js" defer></script>'
         f'<script src="{STATIC}/dashboard.js" defer></script>'
-        + (f'<script id="plotly-js" src="{escape(plotly)}" async></script>' if plotly else "")
-        + f'</head><body data-view="{escape(view)}"{_attrs(data)}>'
+        f'</head><body data-view="{escape(view)}"{_attrs(data | plotly_data)}>'
         f"<header><strong>retail_forecast</strong><nav>{links}</nav>{out}</header>"
         f"<main><h1>{escape(title)}</h1>{body}</main></body></html>\n"
     )

@@ -35,6 +35,7 @@ router = APIRouter(include_in_schema=False)
 HERE: Final = Path(__file__).resolve().parent / "static"
 _ASSETS: Final = {
     "dashboard.js": (HERE / "dashboard.js", "text/javascript; charset=utf-8"),
+    "sketch.js": (HERE / "sketch.js", "text/javascript; charset=utf-8"),
     "dashboard.css": (HERE / "dashboard.css", "text/css; charset=utf-8"),
 }
 
@@ -211,6 +212,11 @@ async def plotly_js(request: Request, state: StateDep) -> Response:
 @router.get("/dashboard/static/dashboard.js")
 async def dashboard_js() -> FileResponse:
     return _asset("dashboard.js")
+
+
+@router.get("/dashboard/static/sketch.js")
+async def sketch_js() -> FileResponse:
+    return _asset("sketch.js")
 
 
 @router.get("/dashboard/static/dashboard.css")

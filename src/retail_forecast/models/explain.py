@@ -25,7 +25,7 @@ import pandas as pd
 import xgboost as xgb
 
 from retail_forecast.errors import UnknownSeriesError
-from retail_forecast.features.builder import Panel
+from retail_forecast.features.builder import FeatureBuilder, Panel
 from retail_forecast.features.calendar import days_after
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.hybrid import HybridForecaster
@@ -77,19 +77,33 @@ def explain_rows(
     """
     forecaster = model.xgboost
     x, tree_log = feature_rows(forecaster, panel, future)
-    matrix = xgb.DMatrix(
-        x,
-        feature_names=forecaster.builder_.feature_names,
-        feature_types=forecaster.builder_.spec.feature_types,
-        enable_categorical=True,
-    )
-    shap = np.asarray(forecaster.booster_.predict(matrix, pred_contribs=True), np.float64)
+    shap = contributions(forecaster.booster_, x, forecaster.builder_)
     weight = model.weights.weights_for(future[FAMILY])
     names = forecaster.builder_.feature_names
     return [
         _row(names, x[i], shap[i], float(tree_log[i]), float(weight[i]), top)
         for i in range(len(future))
     ]
+
+
+def contributions(
+    booster: xgb.Booster, x: npt.NDArray[np.float32], builder: FeatureBuilder
+) -> FloatArray:
+    """``pred_contribs`` of all rows in ONE call: per feature, then the bias (n, features + 1).
+
+    The matrix is built with one thread: with XGBoost's default (every core) its OpenMP team
+    spins after building a few rows, and on two shared cores that wait cost ~15-20 ms per
+    request, more than the TreeSHAP of a 16-day series itself (bench/dashboard.py). The trees
+    are walked with the booster's own threads (:meth:`XGBForecaster.prepare_serving`).
+    """
+    matrix = xgb.DMatrix(
+        x,
+        feature_names=builder.feature_names,
+        feature_types=builder.spec.feature_types,
+        enable_categorical=True,
+        nthread=1,
+    )
+    return np.asarray(booster.predict(matrix, pred_contribs=True), np.float64)
 
 
 def feature_rows(

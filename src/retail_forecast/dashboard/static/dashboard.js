@@ -1,7 +1,10 @@
 // The dashboard's one script: it reads the page's data- attributes and the API's answers
-// (POST /api/v1/predict, GET /api/v1/monitoring/*), and draws them with Plotly.js.
+// (POST /api/v1/predict, GET /api/v1/monitoring/*), and draws them.
 // Requests carry X-Rf-Dashboard so that, behind a login, the session cookie stands for the key.
-// Plotly.js (4.8 MB) loads async: the page asks for its data at once and draws when both are in.
+// A chart is drawn at once as SVG (sketch.js) from the same traces; Plotly.js (4.8 MB, whose
+// parse held the first chart back by ~1 s on two cores) is fetched only when someone points at
+// a chart, and then takes it over (hover, zoom). data-charts="plotly" on the body draws with
+// Plotly.js only, as the page did before (bench/dashboard.py compares both in one run).
 "use strict";
 
 (function () {
@@ -13,16 +16,59 @@
   function $(id) { return document.getElementById(id); }
 
   let plotly = null;
-  function plotlyReady() {  // resolves with window.Plotly once the async bundle has run
+  function plotlyReady() {  // resolves with window.Plotly; adds the bundle's script at most once
     if (plotly) return plotly;
-    const tag = $("plotly-js");
     plotly = window.Plotly ? Promise.resolve(window.Plotly) : new Promise((resolve, reject) => {
-      const missing = () => reject(new Error("Charts need Plotly.js: pip install 'retail-forecast[dashboard]'"));
-      if (!tag) { missing(); return; }
+      const missing = () => reject(new Error("Interactive charts need Plotly.js: pip install 'retail-forecast[dashboard]'"));
+      let tag = $("plotly-js");  // a page may carry it already (bench/dashboard.py's "plotly-first")
+      if (!tag && !page.dataset.plotly) { missing(); return; }
+      if (!tag) {
+        tag = document.createElement("script");  // the app's own fixed URL, as the policy wants
+        tag.id = "plotly-js";
+        tag.src = page.dataset.plotly;
+        document.head.append(tag);
+      }
       tag.addEventListener("load", () => (window.Plotly ? resolve(window.Plotly) : missing()));
       tag.addEventListener("error", missing);
     });
     return plotly;
+  }
+
+  const plotlyFirst = page.dataset.charts === "plotly";
+  const CONFIG = { displaylogo: false, responsive: true };
+  const drawn = new Map();  // chart element -> the traces and layout it shows
+
+  // Draw into ``el``: SVG now, unless Plotly.js has taken this chart over (or draws them all).
+  async function plot(el, traces, layout) {
+    drawn.set(el, { traces, layout });
+    if (plotlyFirst || el.dataset.engine === "plotly") {
+      const Plotly = await plotlyReady();
+      await Plotly.react(el, traces, layout, CONFIG);
+      el.dataset.engine = "plotly";
+      return;
+    }
+    window.rfSketch.draw(el, traces, layout);
+    if (!el.dataset.lazy) {
+      el.dataset.lazy = "1";
+      el.addEventListener("pointerenter", () => takeOver(el), { once: true });
+    }
+  }
+
+  function takeOver(el) {  // the chart as it is now, redrawn by Plotly.js once it has loaded
+    plotlyReady().then((Plotly) => {
+      const last = drawn.get(el);
+      if (!last || el.dataset.engine === "plotly") return undefined;
+      el.replaceChildren();
+      el.dataset.engine = "plotly";
+      return Plotly.react(el, last.traces, last.layout, CONFIG);
+    }).catch((err) => say(err.message, true));
+  }
+
+  function clear(el) {
+    drawn.delete(el);
+    if (el.dataset.engine === "plotly" && window.Plotly) window.Plotly.purge(el);
+    el.replaceChildren();
+    el.data = [];
   }
 
   function say(text, isError) {
@@ -119,11 +165,10 @@
 
   async function draw(traces, title) {
     const chart = $("chart");
-    const Plotly = await plotlyReady();
     const layout = { title: { text: title }, margin: { t: 40, r: 10, b: 40, l: 60 },
       yaxis: { title: { text: "sales" }, rangemode: "tozero" }, legend: { orientation: "h" } };
-    return Plotly.react(chart, traces, layout, { displaylogo: false, responsive: true })
-      .then(() => { chart.dataset.draws = String(Number(chart.dataset.draws || 0) + 1); });
+    await plot(chart, traces, layout);
+    chart.dataset.draws = String(Number(chart.dataset.draws || 0) + 1);
   }
 
   function seriesTitle(s) { return "store " + s.store_nbr + " · " + s.family; }
@@ -159,12 +204,11 @@
     const e = p.explanation;
     const note = $("why-weights");
     const table = $("why-table");
-    const Plotly = await plotlyReady();
     const why = $("why");
     if (!e.explained) {
       note.textContent = "No contributions for " + p.date + ": " + e.reason + ".";
       table.replaceChildren();
-      Plotly.purge($("why-chart"));
+      clear($("why-chart"));
       why.dataset.shown = p.date;
       return;
     }
@@ -180,12 +224,12 @@
       tr.append(cell(name), cell(value.toFixed(4)));
       return tr;
     }));
-    const shown = items.slice().reverse();
-    await Plotly.react($("why-chart"), [{ type: "bar", orientation: "h",
-      x: shown.map((c) => c.value), y: shown.map((c) => c.name),
-      marker: { color: shown.map((c) => (c.value >= 0 ? COLORS.forecast : COLORS.scenario)) } }],
+    const bars = items.slice().reverse();
+    await plot($("why-chart"), [{ type: "bar", orientation: "h",
+      x: bars.map((c) => c.value), y: bars.map((c) => c.name),
+      marker: { color: bars.map((c) => (c.value >= 0 ? COLORS.forecast : COLORS.scenario)) } }],
     { margin: { t: 10, r: 10, b: 30, l: 200 }, height: 320,
-      xaxis: { title: { text: "contribution to log1p(sales)" } } }, { displaylogo: false });
+      xaxis: { title: { text: "contribution to log1p(sales)" } } });
     why.dataset.shown = p.date;
   }
 
@@ -276,10 +320,9 @@
       status.by_horizon_day.map((r) => [r.horizon_day, r.rmsle, r.mae, r.bias, r.n]));
     $("accuracy-chart").hidden = !status.by_horizon_day.length;
     if (status.by_horizon_day.length) {
-      await (await plotlyReady()).react($("accuracy-chart"), [{ type: "bar", name: "RMSLE",
+      await plot($("accuracy-chart"), [{ type: "bar", name: "RMSLE",
         x: status.by_horizon_day.map((r) => r.horizon_day), y: status.by_horizon_day.map((r) => r.rmsle) }],
-      { margin: { t: 10, r: 10, b: 40, l: 50 }, height: 260, xaxis: { title: { text: "horizon day" }, dtick: 1 } },
-      { displaylogo: false });
+      { margin: { t: 10, r: 10, b: 40, l: 50 }, height: 260, xaxis: { title: { text: "horizon day" }, dtick: 1 } });
     }
     $("coverage-state").textContent = cov.status + ": " + cov.message;
     fillTable("coverage", ["interval", "nominal", "coverage", "below", "above", "n", "status"],
