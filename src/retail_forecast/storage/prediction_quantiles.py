@@ -68,8 +68,13 @@ def quantile_levels(frame: pd.DataFrame) -> dict[float, str]:
     return dict(sorted(found.items()))
 
 
+def _key_tuples(keys: pd.DataFrame) -> list[tuple[object, ...]]:
+    """Return the keys' rows as plain tuples (``itertuples`` costs more than the writes)."""
+    return list(zip(*(keys[name].tolist() for name in keys.columns), strict=True))
+
+
 def _records(
-    keys: pd.DataFrame, rows: pd.DataFrame, levels: dict[float, str]
+    keys: list[tuple[object, ...]], rows: pd.DataFrame, levels: dict[float, str]
 ) -> list[tuple[object, ...]]:
     """(version, date, store, family, horizon, level, value) for each value a request asked for."""
     out: list[tuple[object, ...]] = []
@@ -78,8 +83,11 @@ def _records(
         asked = ~np.isnan(values)
         if not np.all(np.isfinite(values[asked]) & (values[asked] >= 0)):
             raise DataValidationError(f"{name}: quantiles must be finite and >= 0")
-        part = keys[asked].assign(level=level, value=values[asked])
-        out.extend(part.itertuples(index=False, name=None))
+        out.extend(
+            (*key, level, value)
+            for key, value, wanted in zip(keys, values.tolist(), asked.tolist(), strict=True)
+            if wanted
+        )
     return out
 
 
@@ -96,15 +104,17 @@ def write_quantiles(
     if not levels and not has_quantiles(conn, model_version):
         return  # the cheap path: no quantiles asked and none logged for this version
     last = ~keys.duplicated(keep="last").to_numpy()
-    keys, rows = keys[last], rows[last]
+    if not last.all():
+        keys, rows = keys[last], rows[last]
+    key_rows = _key_tuples(keys)
     conn.executemany(
         f"DELETE FROM prediction_quantiles WHERE {_KEY_WHERE}",  # noqa: S608 (constant text)
-        keys.itertuples(index=False, name=None),
+        key_rows,
     )
     if levels:
         conn.executemany(
             "INSERT INTO prediction_quantiles VALUES (?, ?, ?, ?, ?, ?, ?)",
-            _records(keys, rows, levels),
+            _records(key_rows, rows, levels),
         )
 
 

@@ -70,19 +70,17 @@ def served_frame(group: Sequence[ServedForecasts]) -> pd.DataFrame:
     ordinals = np.fromiter((d.toordinal() for s in group for d in s.dates), np.int64, count=n)
     ends = np.repeat([served.history_end.toordinal() for served in group], sizes)
     days = from_ordinals(ordinals)
-    frame = pd.DataFrame(
-        {
-            DATE: days[keep],
-            STORE: np.fromiter((v for s in group for v in s.stores), np.int64, count=n)[keep],
-            FAMILY: np.fromiter((v for s in group for v in s.families), object, count=n)[keep],
-            HORIZON_DAY: (ordinals - ends)[keep],
-            PREDICTION: np.fromiter((v for s in group for v in s.sales), np.float64, count=n)[keep],
-            MODEL: models[keep],
-        }
-    )
+    columns: dict[str, np.ndarray] = {
+        DATE: days[keep],
+        STORE: np.fromiter((v for s in group for v in s.stores), np.int64, count=n)[keep],
+        FAMILY: np.fromiter((v for s in group for v in s.families), object, count=n)[keep],
+        HORIZON_DAY: (ordinals - ends)[keep],
+        PREDICTION: np.fromiter((v for s in group for v in s.sales), np.float64, count=n)[keep],
+        MODEL: models[keep],
+    }
     for level, values in _quantile_columns(group, sizes).items():
-        frame[quantile_column(level)] = values[keep]
-    return frame
+        columns[quantile_column(level)] = values[keep]
+    return pd.DataFrame(columns)  # one construction: a column set per level costs more
 
 
 def _quantile_columns(
