@@ -124,11 +124,12 @@ def test_forecast_writes_quantile_columns_and_stays_point_only_without_them(
     done = _cli(root, *base, "--out", str(banded), "--quantiles", "0.1,0.5,0.9")
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     frame = _read(banded)
-    assert list(frame.columns) == ["id", "sales", "q0.1", "q0.5", "q0.9"]
-    assert list(_read(plain).columns) == ["id", "sales"]
-    # the point-only file is the banded file's first two columns, byte for byte
+    # closed Sundays are declared (an open column): a closed column follows id,sales
+    assert list(frame.columns) == ["id", "sales", "closed", "q0.1", "q0.5", "q0.9"]
+    assert list(_read(plain).columns) == ["id", "sales", "closed"]
+    # the point-only file is the banded file's first three columns, byte for byte
     lines = banded.read_text().splitlines()
-    assert plain.read_text() == "".join(",".join(x.split(",")[:2]) + "\n" for x in lines)
+    assert plain.read_text() == "".join(",".join(x.split(",")[:3]) + "\n" for x in lines)
     q = frame[["q0.1", "q0.5", "q0.9"]].to_numpy()
     assert (q >= 0).all()
     assert (np.diff(q, axis=1) >= 0).all()
@@ -136,6 +137,7 @@ def test_forecast_writes_quantile_columns_and_stays_point_only_without_them(
     closed = frame["id"].isin(test.loc[test["open"] == 0, "id"]).to_numpy()
     zero = (frame["sales"] == 0).to_numpy()
     assert closed.any()  # closed Sundays ...
+    assert (frame["closed"].to_numpy() == closed.astype(int)).all()
     assert (zero & ~closed).any()  # ... and zero-rule series
     assert (q[zero] == 0).all()  # closed days and the zero rule: 0 at every level
     assert (q[~zero, 1] > 0).all()

@@ -145,3 +145,40 @@ def test_a_generated_profile_names_the_data_sets_own_shock_and_horizon(workdir: 
     settings = load_settings(data_dir=write_profile(workdir / "short", short).parent)
     assert settings.xgboost.exclude_ranges == ()
     assert settings.forecast.horizon == 16
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["monitor", "check"],
+        ["monitor", "ingest-actuals", "--file", "actuals.csv"],
+        ["monitor", "report", "--out", "report.html"],
+        ["aws", "upload"],
+        ["aws", "deploy", "--dry-run"],
+    ],
+)
+def test_every_command_that_reads_settings_takes_config(workdir: Path, command: list[str]) -> None:
+    """A profile given with --config is read (a bad key fails naming it), nothing else runs."""
+    profile = workdir / "shop.toml"
+    profile.write_text("[api]\nport_number = 1\n")
+    result = CliRunner().invoke(app, [*command, "--config", str(profile)])
+    assert result.exit_code == 1, result.output
+    assert "unknown key api.port_number; [api] allows" in " ".join(result.stderr.split())
+
+
+def test_monitor_reads_a_batch_with_the_profile_beside_it(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The drift window is read with the data set's own profile (its mapping), as train reads it."""
+    profile = data_dir / "retail_forecast.toml"
+    profile.write_text('[data.columns]\ndate = "day"\n')
+    report = CliRunner().invoke(
+        app, ["monitor", "report", "--out", "r.html", "--data-dir", str(data_dir)]
+    )
+    assert report.exit_code != 0
+    assert 'data.columns.date = "day": column "day" not in train.csv' in str(report.exception)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="retail_forecast.commands.common"):
+        CliRunner().invoke(app, ["monitor", "drift", "--data-dir", str(data_dir)])
+    assert f"settings profile {profile}" in caplog.messages

@@ -103,14 +103,18 @@ def test_served_model_and_lstm_beat_the_seasonal_naive_by_20_percent(trained: Tr
 
 def test_batch_forecast_covers_test_csv_and_answers_closed_days_0(trained: Trained) -> None:
     submission, test = trained.submission, trained.test
-    assert list(submission.columns) == ["id", "sales"]
+    declared = IS_CLOSED in test  # the data closes days in the window: a closed column
+    assert list(submission.columns) == ["id", "sales", *(["closed"] if declared else [])]
     assert len(submission) == len(test)
-    sales = submission.set_index("id")["sales"].reindex(test["id"].to_numpy()).to_numpy()
+    by_id = submission.set_index("id").reindex(test["id"].to_numpy())
+    sales = by_id["sales"].to_numpy()
     assert np.isfinite(sales).all()
     assert (sales >= 0).all()
     closed = _closed(test)
     if trained.shape == "closed-sundays":  # regional: the window may have no closure
         assert closed.any(), "the shape closes days in the forecast window"
+    if declared:
+        assert (by_id["closed"].to_numpy() == closed.astype(int)).all()
     assert (sales[closed] == 0).all()
     assert (sales[~closed] > 0).any()
 

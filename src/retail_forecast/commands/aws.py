@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from retail_forecast.commands.common import load_settings, print_json
+from retail_forecast.commands.common import ConfigOption, load_settings, print_json
 
 app = typer.Typer(help="S3 storage (data + model.tar.gz) and SageMaker deploy.")
 
@@ -25,11 +25,12 @@ def aws_upload(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Processed or Kaggle-layout data dir.")
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Upload train.csv/test.csv and the current bundle as model.tar.gz, manifests last."""
     from retail_forecast.aws import workflows
 
-    settings = load_settings(json_output=True)
+    settings = load_settings(json_output=True, config=config, data_dir=data_dir)
     aws = workflows.aws_settings(settings, bucket=bucket, prefix=prefix)
     print_json(workflows.upload(settings, aws=aws, artifacts=artifacts, data_dir=data_dir))
 
@@ -44,10 +45,15 @@ def aws_deploy(
     stamp: Annotated[
         str | None, typer.Option("--stamp", help="Name suffix (default: UTC yyyymmddthhmmss).")
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Create the SageMaker training jobs, models, endpoint configs and endpoints."""
+    """Create the SageMaker training jobs, models, endpoint configs and endpoints.
+
+    The training jobs' settings (horizon, training window, excluded periods) are the data
+    set's: pass its profile with ``--config``.
+    """
     from retail_forecast.aws import workflows
 
-    settings = load_settings(json_output=True)
+    settings = load_settings(json_output=True, config=config)
     aws = workflows.aws_settings(settings, bucket=bucket, prefix=prefix)
     print_json(workflows.deploy(settings, aws=aws, dry_run=dry_run, stamp=stamp))

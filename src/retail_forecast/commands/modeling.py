@@ -270,7 +270,14 @@ def example_request(
 
 def forecast(
     data_dir: Annotated[str, typer.Option("--data-dir", help="Kaggle-layout dir with test.csv.")],
-    out: Annotated[Path, typer.Option("--out", help="Submission CSV to write (id,sales).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="CSV to write: id,sales, then closed (0/1) when the data set declares closures "
+            "(an open column or Closed holidays in the window).",
+        ),
+    ],
     artifacts: Annotated[
         str | None, typer.Option("--artifacts", help="Bundle root; uses its `current`.")
     ] = None,
@@ -287,7 +294,10 @@ def forecast(
     engine: EngineOption = "local",
     scheduler: SchedulerOption = None,
 ) -> None:
-    """Forecast test.csv with the current bundle through the serving code; write id,sales."""
+    """Forecast test.csv with the current bundle through the serving code; write id,sales.
+
+    A closed day (declared by the data set) is forecast 0 and flagged in a closed column.
+    """
     from retail_forecast.pipeline.batch_forecast import forecast_test, write_submission
 
     levels = _parse_levels(quantiles)  # fail fast, before reading any data
@@ -301,7 +311,7 @@ def forecast(
 
             swap = partial(DaskXGBForecaster.from_fitted, engine=cluster)
         result = forecast_test(local, settings, quantiles=levels, engine=swap)
-        path = write_submission(result.rows, out, result.quantile_columns)
+        path = write_submission(result.rows, out, result.extra_columns)
     console.print(
         f"{len(result.rows):,} forecasts from bundle {result.model_version} "
         f"(history to {result.history_end.date()}) written to {path}"

@@ -11,10 +11,11 @@ import typer
 from retail_forecast.commands.common import (
     EXIT_ERROR,
     EXIT_MONITOR_UNAVAILABLE,
+    ConfigOption,
     console,
     fail,
+    load_data_settings,
     load_settings,
-    local_data_dir,
     print_json,
     with_artifacts,
 )
@@ -50,10 +51,11 @@ def _reference_profile(reference: Path | None, artifacts: Path) -> Any:
 
 
 def _drift_window(data_dir: str, settings: Settings, window_days: int | None) -> Any:
+    """Return the last days of a local data batch, read with the data set's mapping."""
     from retail_forecast.data_processing.dataset import build_dataset
     from retail_forecast.monitoring.status import recent_window
 
-    sales = build_dataset(local_data_dir(data_dir, settings), settings.data).sales
+    sales = build_dataset(data_dir, settings.data).sales
     return recent_window(sales, days=window_days or settings.monitoring.drift_window_days)
 
 
@@ -67,6 +69,7 @@ def monitor_drift(
     window_days: Annotated[
         int | None, typer.Option("--window-days", min=1, help="Last days of the batch.")
     ] = None,
+    config: ConfigOption = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Compare the last days of a data batch with the current bundle's reference profile."""
@@ -74,9 +77,9 @@ def monitor_drift(
 
     from retail_forecast.monitoring.drift import check_drift
 
-    settings = load_settings(json_output=json_output)
+    settings, local = load_data_settings(data_dir, config=config, json_output=json_output)
     profile = _reference_profile(reference, with_artifacts(settings, artifacts).artifacts_dir)
-    current = _drift_window(data_dir, settings, window_days)
+    current = _drift_window(local, settings, window_days)
     report = check_drift(profile, current, config=settings.monitoring)
     if json_output:
         print_json(report.to_dict())
@@ -114,6 +117,7 @@ def monitor_check(
     model_version: Annotated[
         str | None, typer.Option("--model-version", help="Version to rate (else current).")
     ] = None,
+    config: ConfigOption = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Rate recent accuracy vs the backtest and the coverage of the served quantiles.
@@ -123,7 +127,7 @@ def monitor_check(
     """
     from retail_forecast.monitoring.prediction_log import PredictionLog
 
-    settings = load_settings(json_output=json_output)
+    settings = load_settings(json_output=json_output, config=config)
     cfg = settings.monitoring
     backtest_metrics, version = _backtest_metrics(
         metrics, with_artifacts(settings, artifacts).artifacts_dir
@@ -158,6 +162,7 @@ def monitor_ingest_actuals(
     file: Annotated[
         Path, typer.Option("--file", help="CSV: date,store_nbr,family,sales[,correction].")
     ],
+    config: ConfigOption = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Store observed sales for accuracy tracking (idempotent; exit 1 when a row conflicts).
@@ -175,7 +180,7 @@ def monitor_ingest_actuals(
     from retail_forecast.monitoring.prediction_log import PredictionLog
     from retail_forecast.storage.conflict_policy import conflict_message
 
-    settings = load_settings(json_output=json_output)
+    settings = load_settings(json_output=json_output, config=config)
     if not file.is_file():
         raise MissingInputError(f"actuals file {file} not found")
     result = PredictionLog.from_config(settings.monitoring).ingest_actuals(pd.read_csv(file))
@@ -205,18 +210,23 @@ def monitor_report(
     artifacts: ArtifactsOpt = None,
     metrics: Annotated[Path | None, typer.Option("--metrics")] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="Target days to show.")] = 56,
+    config: ConfigOption = None,
 ) -> None:
     """Write a self-contained HTML report: drift, accuracy, worst series, quantile bands."""
     from retail_forecast.monitoring.drift import check_drift
     from retail_forecast.monitoring.html_report import QuantileSection, write_report
     from retail_forecast.monitoring.prediction_log import PredictionLog
 
-    settings = load_settings()
+    local = None
+    if data_dir is None:
+        settings = load_settings(config=config)
+    else:
+        settings, local = load_data_settings(data_dir, config=config)
     root = with_artifacts(settings, artifacts).artifacts_dir
     log = PredictionLog.from_config(settings.monitoring)
     drift = None
-    if data_dir is not None:
-        current = _drift_window(data_dir, settings, None)
+    if local is not None:
+        current = _drift_window(local, settings, None)
         profile = _reference_profile(reference, root)
         drift = check_drift(profile, current, config=settings.monitoring)
     status = None

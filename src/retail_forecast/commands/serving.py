@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from retail_forecast.commands.common import load_settings, with_artifacts
+from retail_forecast.commands.common import ConfigOption, load_settings, with_artifacts
 from retail_forecast.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,9 +32,15 @@ def serve(
             help="Server processes (default 1, RF_API__WORKERS); each loads the bundle.",
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Serve the forecasting API (uvicorn); SIGTERM drains in-flight requests, then exits 0."""
-    serve_api(with_artifacts(load_settings(), artifacts), host, port, workers=workers)
+    """Serve the forecasting API (uvicorn); SIGTERM drains in-flight requests, then exits 0.
+
+    The model's data-set facts (horizon, features) come from the bundle; a profile given with
+    ``--config`` sets the service's own sections ([api], [monitoring], [aws]).
+    """
+    settings = load_settings(config=config)
+    serve_api(with_artifacts(settings, artifacts), host, port, workers=workers)
 
 
 def serve_api(

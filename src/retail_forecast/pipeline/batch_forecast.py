@@ -3,6 +3,10 @@
 The history is the data directory's own sales (the test window starts the day after its last
 day), the model is the verified ``<artifacts>/current`` bundle, and the rows go through the
 same :class:`~retail_forecast.inference.local.LocalPredictor` code path the API uses.
+
+A data set that declares its own closures (an ``open`` column in test.csv, or Closed holidays in
+the forecast window) gets a ``closed`` column (1 on a closed day, forecast 0), as the API answers
+``closed: true``; without declared closures the file stays the point-only Kaggle submission.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from retail_forecast.inference.postprocess import MODEL, checked_frame, submissi
 from retail_forecast.inference.preprocess import horizon_steps
 from retail_forecast.models.quantiles import check_levels, zero_rows
 from retail_forecast.models.xgboost import XGBForecaster
-from retail_forecast.schema import DATE, ID, TARGET
+from retail_forecast.schema import DATE, ID, IS_CLOSED, TARGET
 from retail_forecast.utils.io import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -38,7 +42,11 @@ class BatchForecast:
     rows: pd.DataFrame
     model_version: str
     history_end: pd.Timestamp
-    quantile_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+    """Columns written after ``id,sales``: ``closed`` (declared closures only), then quantiles."""
+
+
+CLOSED_COLUMN = "closed"
 
 
 def quantile_column(level: float) -> str:
@@ -75,6 +83,9 @@ def forecast_test(
     rows = predictor.predict_from(built.sales, built.test)
     rows[TARGET], rows[MODEL] = checked_frame(rows, len(rows))
     columns = _add_quantiles(predictor, rows, end, levels) if levels else ()
+    if IS_CLOSED in built.test.columns:  # the data set declares closures: say which rows
+        rows[CLOSED_COLUMN] = closed_rows(rows).astype("int64")
+        columns = (CLOSED_COLUMN, *columns)
     logger.info(
         "batch forecast rows=%d version=%s history_end=%s", len(rows), bundle.version, end.date()
     )
@@ -100,17 +111,17 @@ def _add_quantiles(
     return names
 
 
-def write_submission(rows: pd.DataFrame, out: Path, quantile_columns: Sequence[str] = ()) -> Path:
-    """Write ``id,sales`` (and any quantile columns after them) atomically.
+def write_submission(rows: pd.DataFrame, out: Path, extra_columns: Sequence[str] = ()) -> Path:
+    """Write ``id,sales`` (and the ``closed`` and quantile columns after them) atomically.
 
-    Full float precision: the file equals the served values. Without quantile columns the file
+    Full float precision: the file equals the served values. Without extra columns the file
     is the Kaggle submission, point forecasts only.
     """
     frame = submission(rows)
-    for name in quantile_columns:
+    for name in extra_columns:
         frame[name] = rows[name].to_numpy()
     frame = frame.sort_values(ID, kind="stable")
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, columns=[ID, TARGET, *quantile_columns])
+    frame.to_csv(buffer, index=False, columns=[ID, TARGET, *extra_columns])
     write_bytes_atomic(Path(out), buffer.getvalue().encode())
     return Path(out)
