@@ -8,7 +8,9 @@ Usage:
     .venv/bin/python bench/scale.py --data-dir /tmp/items15m --rounds 100 --out bench/scale_15m.json
 
 Each engine runs in its own child process (so the driver's peak RSS is its own), under a wall
-limit (``--limit-s``): a child killed by the limit or by the OOM killer is reported as such.
+limit (``--limit-s``): a child killed by the limit or by the OOM killer is reported as such;
+``--local-memory-gib`` caps the local engine's child so that running out of memory is a
+MemoryError it reports rather than the OOM killer's choice on a shared machine.
 Fixed for every size: ``--rounds`` boosting rounds on every row (no early stopping, no
 backtest folds), the profile's other XGBoost and feature settings, and the forecast of
 test.csv (the horizon after the last day). The dask engine reads a whole-series
@@ -35,6 +37,14 @@ STAGES = ("read_s", "features_s", "train_s", "forecast_s")
 
 def _max_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _rss_gib() -> float:
+    """This process's resident memory now (VmRSS), to see what a stage leaves behind."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -120,20 +130,15 @@ def run_dask(args: argparse.Namespace) -> dict[str, Any]:
         )
         t = time.perf_counter()
         builder = model.feature_builder(vocab)
-        rows = frame.map_partitions(
-            dx._partition_rows,
-            model.local_model(),
-            builder,
-            meta=dx._rows_meta(builder),
-            align_dataframes=False,
-        ).persist()
-        wait(rows)
-        out["rows"] = len(rows)
+        parts = dx.training_parts(engine, frame, model.local_model(), builder, model.config)
+        wait([parts.x, parts.y])
+        out["rows"] = sum(parts.counts)
         out["features_s"] = time.perf_counter() - t
+        out["workers_after_features_gib"] = sum(engine.client.run(_rss_gib).values())
         t = time.perf_counter()
-        booster = dx.dask_train(engine, model.params(), model.config, rows, builder)
+        booster = dx.dask_train(engine, model.params(), model.config, parts, builder)
         out["train_s"] = time.perf_counter() - t
-        del rows
+        del parts
         booster.set_param({"nthread": model.config.nthread})
         model.set_fitted(builder, booster, origin=pd.Timestamp(origin), seconds=0.0, rows=(0, 0))
         t = time.perf_counter()
@@ -158,15 +163,23 @@ def _child(args: argparse.Namespace, engine: str) -> dict[str, Any]:
         engine,
     ] + (["--config", args.config] if args.config else [])
     started = time.perf_counter()
+    limit = args.local_memory_gib if engine == "local" else None
     try:
         done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=args.limit_s, check=False
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=args.limit_s,
+            check=False,
+            preexec_fn=None if limit is None else _memory_cap(limit),
         )
     except subprocess.TimeoutExpired:
         return {"engine": engine, "status": f"over the {args.limit_s} s limit"}
     wall = time.perf_counter() - started
     if done.returncode != 0:
         why = "killed (out of memory?)" if done.returncode in (-9, 137) else done.stderr[-400:]
+        if "MemoryError" in done.stderr or "bad_alloc" in done.stderr:
+            why = f"out of memory under its {limit} GiB cap: " + done.stderr.strip()[-200:]
         return {"engine": engine, "status": f"failed: {why}", "wall_s": wall}
     return {
         "engine": engine,
@@ -174,6 +187,17 @@ def _child(args: argparse.Namespace, engine: str) -> dict[str, Any]:
         "wall_s": wall,
         **json.loads(done.stdout.splitlines()[-1]),
     }
+
+
+def _memory_cap(gib: float) -> Any:
+    """A child's data-segment cap (RLIMIT_DATA: heap and anonymous mappings): an allocation
+    past it raises MemoryError in the child instead of waking the machine's OOM killer."""
+
+    def cap() -> None:
+        size = int(gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (size, size))
+
+    return cap
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -193,6 +217,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--engines", default="local,dask")
     parser.add_argument("--limit-s", type=int, default=900)
+    parser.add_argument(
+        "--local-memory-gib",
+        type=float,
+        default=None,
+        help="Cap the local engine's child (RLIMIT_DATA): past it, a MemoryError is reported",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -60,3 +60,19 @@ def test_dask_fit_saves_a_plain_bundle_model(
     loaded = XGBForecaster.load(Path(str(tmp_path)))
     assert loaded.booster_.num_boosted_rounds() == CONFIG.rounds
     assert loaded.builder_.to_dict() == model.builder_.to_dict()
+
+
+def test_dask_fit_with_early_stopping_and_refit_matches_the_local_split(
+    engine: DaskEngine, panel: BuiltDataset
+) -> None:
+    """No round count: the same train / validation split as the local fit, then the refit."""
+    config = CONFIG.model_copy(
+        update={"rounds": None, "n_estimators": 400, "early_stopping_rounds": 10}
+    )
+    local = XGBForecaster(config, FeatureConfig(), horizon=HORIZON).fit(panel.sales)
+    model = DaskXGBForecaster(config, FeatureConfig(), horizon=HORIZON, engine=engine)
+    model.fit(panel.sales)
+    assert model.n_train_rows_ == local.n_train_rows_  # every row, train and validation
+    rounds = model.booster_.num_boosted_rounds()
+    assert 10 < rounds < 400  # stopped early, refitted on every row with the best count
+    assert abs(rounds - local.booster_.num_boosted_rounds()) <= max(10, rounds // 3)

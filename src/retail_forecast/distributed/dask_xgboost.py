@@ -14,6 +14,7 @@ The fitted model is an XGBForecaster: ``save`` writes the same files, which load
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -103,24 +104,16 @@ class DaskXGBForecaster(XGBForecaster):
         self, frame: dd.DataFrame, builder: FeatureBuilder, origin: pd.Timestamp
     ) -> None:
         """Build each partition's training rows on its worker and train on them."""
-        rows = frame.map_partitions(
-            _partition_rows,
-            self.local_model(),
-            builder,
-            meta=_rows_meta(builder),
-            align_dataframes=False,
-        ).persist()
-        n_valid = int(rows[VALID].sum().compute())
-        n_rows = len(rows)
+        parts = training_parts(self.engine, frame, self.local_model(), builder, self.config)
         started = time.perf_counter()
-        booster = dask_train(self.engine, self.params(), self.config, rows, builder)
+        booster = dask_train(self.engine, self.params(), self.config, parts, builder)
         booster.set_param({"nthread": self.config.nthread})  # local predictions, as load() does
         self.set_fitted(
             builder,
             booster,
             origin=origin,
             seconds=time.perf_counter() - started,
-            rows=(n_rows - n_valid, n_valid),
+            rows=parts.counts,
         )
 
     def predict_parts(self, frame: dd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
@@ -210,24 +203,68 @@ def _partition_rows(
     return out
 
 
+@dataclass(frozen=True)
+class TrainingParts:
+    """Persisted features and labels on the workers: all rows, or training and validation."""
+
+    x: dd.DataFrame
+    y: dd.Series
+    valid_x: dd.DataFrame | None = None
+    valid_y: dd.Series | None = None
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(training rows, validation rows)."""
+        return len(self.y), 0 if self.valid_y is None else len(self.valid_y)
+
+
+def training_parts(
+    engine: DaskEngine,
+    frame: dd.DataFrame,
+    model: XGBForecaster,
+    builder: FeatureBuilder,
+    config: XGBoostConfig,
+) -> TrainingParts:
+    """Build each partition's rows once and keep only what xgboost reads, persisted together.
+
+    The rows frame itself is never persisted: its features, labels (and the validation split
+    when early stopping needs it) are, in one ``persist`` call, so each partition's features
+    are built once and no second full-width copy stays on the workers (bench/scale.py: the
+    workers' peak memory).
+    """
+    rows = frame.map_partitions(
+        _partition_rows, model, builder, meta=_rows_meta(builder), align_dataframes=False
+    )
+    names = builder.feature_names
+    if config.rounds is not None:  # a known round count: every row trains
+        x, y = engine.client.persist([rows[names], rows[LABEL]])
+        return TrainingParts(x, y)
+    train, valid = rows[~rows[VALID]], rows[rows[VALID]]
+    x, y, valid_x, valid_y = engine.client.persist(
+        [train[names], train[LABEL], valid[names], valid[LABEL]]
+    )
+    return TrainingParts(x, y, valid_x, valid_y)
+
+
 def dask_train(
     engine: DaskEngine,
     params: dict[str, Any],
     config: XGBoostConfig,
-    rows: dd.DataFrame,
+    parts: TrainingParts,
     builder: FeatureBuilder,
 ) -> xgb.Booster:
     """``XGBForecaster._train`` on the cluster: the same rows, rounds and early stopping."""
+    import dask.dataframe as dd
     import xgboost.dask as dxgb
 
     client = engine.client
     params = {k: v for k, v in params.items() if k != "nthread"}  # each worker's own threads
 
-    def matrix(part: dd.DataFrame, ref: Any = None) -> Any:
+    def matrix(x: dd.DataFrame, y: dd.Series, ref: Any = None) -> Any:
         return dxgb.DaskQuantileDMatrix(
             client,
-            part[builder.feature_names].to_dask_array(lengths=True),
-            part[LABEL].to_dask_array(lengths=True),
+            x,
+            y,
             feature_names=builder.feature_names,
             feature_types=builder.spec.feature_types,
             enable_categorical=True,
@@ -240,10 +277,10 @@ def dask_train(
         booster: xgb.Booster = out["booster"]
         return booster
 
-    if config.rounds is not None:  # a known round count: train on every row
-        return train(matrix(rows), config.rounds)
-    dtrain = matrix(rows[~rows[VALID]])
-    dvalid = matrix(rows[rows[VALID]], ref=dtrain)
+    if parts.valid_x is None or parts.valid_y is None:  # a known round count: every row
+        return train(matrix(parts.x, parts.y), config.rounds or config.n_estimators)
+    dtrain = matrix(parts.x, parts.y)
+    dvalid = matrix(parts.valid_x, parts.valid_y, ref=dtrain)
     booster = train(
         dtrain,
         config.n_estimators,
@@ -252,7 +289,9 @@ def dask_train(
     )
     best = booster.best_iteration + 1
     if config.refit_full:
-        return train(matrix(rows), best)
+        del dtrain, dvalid
+        every = dd.concat([parts.x, parts.valid_x]), dd.concat([parts.y, parts.valid_y])
+        return train(matrix(*every), best)
     return booster[:best]
 
 
