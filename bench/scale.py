@@ -16,7 +16,8 @@ backtest folds), the profile's other XGBoost and feature settings, and the forec
 test.csv (the horizon after the last day). The dask engine reads a whole-series
 ``train_parts/`` dataset lazily (distributed/parquet_input.py); other data (Favorita's parts
 cut by date) is read in the driver and shipped by series. Peak memory: the driver's max RSS
-(``getrusage``, as ``/usr/bin/time -v`` reports) plus each Dask worker's own max RSS.
+(``getrusage``, as ``/usr/bin/time -v`` reports) plus each Dask worker's own max RSS and the
+scheduler's (a process of its own in the engine's local cluster).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def run_local(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_dask(args: argparse.Namespace) -> dict[str, Any]:
-    """The dask engine (LocalCluster, one worker process per core): lazy parts when it can."""
+    """The dask engine (a local cluster, one worker process per core): lazy parts when it can."""
     from distributed import wait
     from retail_forecast.data_processing.dataset import build_dataset
     from retail_forecast.distributed import dask_xgboost as dx
@@ -146,7 +147,8 @@ def run_dask(args: argparse.Namespace) -> dict[str, Any]:
         out["forecast_s"] = time.perf_counter() - t
         workers = engine.client.run(_max_rss_gib)
         out["driver_gib"], out["workers_gib"] = _max_rss_gib(), sum(workers.values())
-        out["peak_gib"] = out["driver_gib"] + out["workers_gib"]
+        out["scheduler_gib"] = engine.client.run_on_scheduler(_max_rss_gib)
+        out["peak_gib"] = out["driver_gib"] + out["workers_gib"] + out["scheduler_gib"]
     return out
 
 
@@ -179,7 +181,8 @@ def _child(args: argparse.Namespace, engine: str) -> dict[str, Any]:
     if done.returncode != 0:
         why = "killed (out of memory?)" if done.returncode in (-9, 137) else done.stderr[-400:]
         if "MemoryError" in done.stderr or "bad_alloc" in done.stderr:
-            why = f"out of memory under its {limit} GiB cap: " + done.stderr.strip()[-200:]
+            last = done.stderr.strip().splitlines()[-1]
+            why = f"out of memory under its {limit} GiB cap ({last})"
         return {"engine": engine, "status": f"failed: {why}", "wall_s": wall}
     return {
         "engine": engine,

@@ -1,4 +1,4 @@
-"""A real LocalCluster of 2 worker processes on 127.0.0.1, shared by the module's tests."""
+"""A real local Dask cluster (2 worker processes, the scheduler in its own) on 127.0.0.1."""
 
 from __future__ import annotations
 

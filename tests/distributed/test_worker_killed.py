@@ -78,9 +78,12 @@ def _train_and_kill(out: Path) -> None:
 
 @pytest.mark.slow
 def test_killed_worker_fails_the_train_and_writes_no_bundle(tmp_path: Path) -> None:
-    """In a child process: xgboost's tracker may abort the whole driver (a C++ abort) when a
-    worker vanishes, which would take the test run with it. Either way no bundle is written;
-    the clear error is what the product raises when the process survives."""
+    """In a child process, so that a crash (not what we want) could not take the test run.
+
+    XGBoost's tracker runs on the scheduler; with a LocalCluster (the scheduler inside the
+    command) a vanished worker aborted the whole process in 2 of 4 trials. The engine's local
+    cluster runs the scheduler in a process of its own: the command ends with the clear error.
+    """
     out = tmp_path / "artifacts"
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
@@ -90,13 +93,10 @@ def test_killed_worker_fails_the_train_and_writes_no_bundle(tmp_path: Path) -> N
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=540, check=False
     )
-    assert done.returncode != 0, done.stdout[-2000:]
+    assert done.returncode == 3, (done.returncode, done.stdout[-2000:], done.stderr[-3000:])
     assert not out.exists() or not any(out.iterdir())
-    if done.returncode == 3:  # the driver survived: the error names the cause
-        assert "lost worker" in done.stdout
-        assert "nothing was written" in done.stdout
-    else:  # killed by xgboost's abort (SIGABRT) or another fatal error: no bundle either
-        assert done.returncode < 0 or "Fatal Python error" in done.stderr, done.stderr[-3000:]
+    assert "CLUSTER_ERROR: the XGBoost fit failed on the Dask cluster (lost worker" in done.stdout
+    assert "nothing was written" in done.stdout
 
 
 def test_engine_option_is_checked_before_any_work(tmp_path: Path) -> None:

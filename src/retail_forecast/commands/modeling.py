@@ -40,7 +40,7 @@ SchedulerOption = Annotated[
     typer.Option(
         "--scheduler",
         help="With --engine dask: a running Dask scheduler (tcp://host:8786); default: a "
-        "LocalCluster of one worker process per core on 127.0.0.1.",
+        "local cluster on 127.0.0.1, one worker process per core and the scheduler in its own.",
     ),
 ]
 
