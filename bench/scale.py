@@ -123,7 +123,8 @@ def run_dask(args: argparse.Namespace) -> dict[str, Any]:
             built = build_dataset(args.data_dir, settings.data, horizon=horizon)
             n_series = built.sales.groupby(["store_nbr", "family"], observed=True).ngroups
             n = partition_count(n_series, len(built.sales), len(engine.workers()))
-            frame, origin = partitioned_frame(built.sales, n), built.sales["date"].max()
+            frame = partitioned_frame(built.sales, n, engine.client)
+            origin = built.sales["date"].max()
             future, holidays, vocab = _future(built.test), built.holidays, built.sales
         out["read_s"] = time.perf_counter() - t
         model = dx.DaskXGBForecaster(

@@ -7,7 +7,8 @@ import numpy as np
 from retail_forecast.config import FeatureConfig, XGBoostConfig
 from retail_forecast.data_processing.dataset import BuiltDataset
 from retail_forecast.distributed.cluster import DaskEngine
-from retail_forecast.distributed.dask_xgboost import DaskXGBForecaster, DaskXGBoostFactory
+from retail_forecast.distributed.dask_xgboost import DaskXGBForecaster
+from retail_forecast.distributed.factories import DaskXGBoostFactory
 from retail_forecast.models.xgboost import XGBForecaster
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE
 from retail_forecast.training.backtest import run_backtest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from retail_forecast.data_processing.dataset import BuiltDataset
 from retail_forecast.distributed.cluster import LOCAL_HOST, DaskEngine
@@ -17,10 +18,13 @@ def test_cluster_is_two_processes_on_localhost(engine: DaskEngine) -> None:
     assert engine.client.scheduler.address.startswith(f"tcp://{LOCAL_HOST}:")
 
 
-def test_every_series_in_exactly_one_partition(engine: DaskEngine, panel: BuiltDataset) -> None:
+@pytest.mark.parametrize("scattered", [False, True])
+def test_every_series_in_exactly_one_partition(
+    engine: DaskEngine, panel: BuiltDataset, scattered: bool
+) -> None:
     sales = panel.sales.sample(frac=1.0, random_state=0)  # any row order in
     n_days = sales[DATE].nunique()
-    frame = partitioned_frame(sales, 5)
+    frame = partitioned_frame(sales, 5, engine.client if scattered else None)
     assert frame.npartitions == 5
     owner: dict[tuple[int, str], int] = {}
     for i in range(frame.npartitions):
@@ -34,3 +38,12 @@ def test_every_series_in_exactly_one_partition(engine: DaskEngine, panel: BuiltD
     assert set(owner) == expected
     assert len(frame.compute()) == len(sales)
     assert isinstance(frame.compute().reset_index(drop=True), pd.DataFrame)
+
+
+def test_partition_count_is_a_multiple_of_the_workers() -> None:
+    from retail_forecast.distributed.partitions import partition_count
+
+    assert partition_count(1782, 3_000_000, 2) == 4  # 3 by size, rounded up to the workers
+    assert partition_count(1782, 500_000, 2) == 2
+    assert partition_count(1, 3_000_000, 2) == 1  # never more partitions than series
+    assert partition_count(30490, 59_000_000, 2) == 60

@@ -19,7 +19,7 @@ from retail_forecast.config import DataConfig, Settings
 from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
 from retail_forecast.distributed.cluster import ClusterError, DaskEngine, open_engine
-from retail_forecast.distributed.dask_xgboost import dask_factories
+from retail_forecast.distributed.factories import dask_factories
 from retail_forecast.pipeline.fit import train_bundle
 
 SETTINGS = {

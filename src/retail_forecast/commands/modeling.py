@@ -61,7 +61,7 @@ def _factories_on(cluster: Any) -> Any:
     """Return the factories' swap for ``cluster`` (``None``: the local engine, no swap)."""
     if cluster is None:
         return None
-    from retail_forecast.distributed.dask_xgboost import dask_factories
+    from retail_forecast.distributed.factories import dask_factories
 
     return partial(dask_factories, engine=cluster)
 

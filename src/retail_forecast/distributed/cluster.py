@@ -3,7 +3,7 @@
 Without an address the engine starts a local cluster of worker processes (not threads: XGBoost,
 NumPy and pandas each want a core of their own) bound to 127.0.0.1, one single-threaded worker
 per core, the machine's memory split between them, and the scheduler in a process of its own
-(distributed's ``SubprocessCluster``; see :func:`_local_cluster` for why not ``LocalCluster``). With
+(see :func:`_local_cluster` for why not a ``LocalCluster``). With
 ``--scheduler ADDRESS`` it joins a running cluster (README.md, "Running on a cluster").
 """
 
@@ -97,22 +97,38 @@ def open_engine(
 
 
 def _local_cluster(options: dict[str, Any]) -> Any:
-    """Start the scheduler and each worker in processes of their own, as on a real cluster.
+    """Start the scheduler in a process of its own and the workers as a LocalCluster does.
 
     Not a ``LocalCluster``: its scheduler lives in this process, and XGBoost runs its
     collective tracker on the scheduler, where a worker lost mid-fit can end in a C++ abort
     (``terminate called after throwing an instance of 'dmlc::Error'``) that killed the command
     itself in 2 of 4 trials instead of failing it with a clear error; with the scheduler in its
     own process, 8 of 8 trials ended in the clear error (tests/distributed/test_worker_killed).
+    The workers are ``Nanny`` processes started from here, as LocalCluster starts them (not
+    distributed's ``SubprocessCluster``, which starts every worker as a new interpreter too).
     """
-    from distributed.deploy.subprocess import SubprocessCluster
+    from distributed.deploy.subprocess import SubprocessScheduler
 
-    return SubprocessCluster(
-        host=options["host"],
-        dashboard_address=options["dashboard_address"],
-        n_workers=options["n_workers"],
-        threads_per_worker=options["threads_per_worker"],
-        worker_kwargs={"memory_limit": options["memory_limit"]},
+    from distributed import Nanny, SpecCluster
+
+    scheduler_kwargs = {
+        "host": options["host"],
+        "port": 0,
+        "dashboard": False,
+        "dashboard_address": options["dashboard_address"],
+    }
+    worker = {
+        "cls": Nanny,
+        "options": {
+            "host": options["host"],
+            "nthreads": options["threads_per_worker"],
+            "memory_limit": options["memory_limit"],
+            "silence_logs": options["silence_logs"],
+        },
+    }
+    return SpecCluster(
+        scheduler={"cls": SubprocessScheduler, "options": {"scheduler_kwargs": scheduler_kwargs}},
+        workers=dict.fromkeys(range(options["n_workers"]), worker),
         silence_logs=options["silence_logs"],
     )
 

@@ -39,7 +39,6 @@ from retail_forecast.features.builder import FeatureBuilder, Panel, panel_from_f
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.xgboost import FloatArray, XGBForecaster
 from retail_forecast.schema import DATE, FAMILY, ID, STORE, TARGET
-from retail_forecast.training.factories import ModelFactories, XGBoostFactory
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -84,7 +83,7 @@ class DaskXGBForecaster(XGBForecaster):
         n_series = int(history.groupby([STORE, FAMILY], observed=True).ngroups)
         n_parts = partition_count(n_series, len(history), len(self.engine.workers()))
         with guarded(self.engine, "the XGBoost fit"):
-            frame = partitioned_frame(history, n_parts)
+            frame = partitioned_frame(history, n_parts, self.engine.client)
             self._fit_frame(frame, builder, pd.Timestamp(history[DATE].max()))
         return self
 
@@ -293,29 +292,3 @@ def dask_train(
         every = dd.concat([parts.x, parts.valid_x]), dd.concat([parts.y, parts.valid_y])
         return train(matrix(*every), best)
     return booster[:best]
-
-
-class DaskXGBoostFactory(XGBoostFactory):
-    """XGBoostFactory's models (and round-count carry-over), fitted on the cluster."""
-
-    def __init__(self, local: XGBoostFactory, engine: DaskEngine) -> None:
-        super().__init__(local.config, local.features, local.holidays, horizon=local.horizon)
-        self.engine = engine
-
-    def __call__(self) -> XGBForecaster:
-        plain = super().__call__()
-        model = DaskXGBForecaster(
-            plain.config,
-            plain.features,
-            horizon=plain.horizon,
-            holidays=plain.holidays,
-            engine=self.engine,
-        )
-        if self.first is plain:  # the carry-over reads the model that is fitted
-            self.first = model
-        return model
-
-
-def dask_factories(factories: ModelFactories, engine: DaskEngine) -> ModelFactories:
-    """Return the same factories, XGBoost on the cluster; the LSTM stays in this process."""
-    return ModelFactories(DaskXGBoostFactory(factories.xgboost, engine), factories.lstm)

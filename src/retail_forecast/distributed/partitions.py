@@ -18,14 +18,21 @@ from retail_forecast.schema import DATE, FAMILY, STORE
 if TYPE_CHECKING:
     import dask.dataframe as dd
 
+    from distributed import Client
+
 PARTITION = "_partition"
 PARTITION_ROWS = 1_000_000  # rows per partition: a worker's features stay ~100 MB
 
 
 def partition_count(n_series: int, n_rows: int, n_workers: int) -> int:
-    """Partitions for a frame: at least one per worker, ~PARTITION_ROWS rows each."""
+    """Partitions for a frame: ~PARTITION_ROWS rows each, a multiple of the workers.
+
+    A multiple, so that every worker builds as many partitions (3 on 2 workers would leave
+    one worker idle for a third of the feature stage).
+    """
+    workers = max(1, n_workers)
     by_size = -(-n_rows // PARTITION_ROWS)
-    return max(1, min(n_series, max(n_workers, by_size)))
+    return max(1, min(n_series, -(-by_size // workers) * workers))
 
 
 def series_blocks(n_series: int, n_partitions: int) -> npt.NDArray[np.int64]:
@@ -33,8 +40,15 @@ def series_blocks(n_series: int, n_partitions: int) -> npt.NDArray[np.int64]:
     return np.asarray(np.arange(n_series) * n_partitions // n_series, dtype=np.int64)
 
 
-def partitioned_frame(frame: pd.DataFrame, n_partitions: int) -> dd.DataFrame:
-    """Return the frame as a Dask frame indexed by partition; no series straddles two."""
+def partitioned_frame(
+    frame: pd.DataFrame, n_partitions: int, client: Client | None = None
+) -> dd.DataFrame:
+    """Return the frame as a Dask frame indexed by partition; no series straddles two.
+
+    With a ``client`` the partitions are scattered to the workers directly; without one they
+    travel inside the task graph, through the scheduler (bench/scale.py, the read and feature
+    stages and the scheduler's memory on Favorita).
+    """
     import dask.dataframe as dd
 
     ordered = frame.sort_values([STORE, FAMILY, DATE], kind="stable")
@@ -43,9 +57,18 @@ def partitioned_frame(frame: pd.DataFrame, n_partitions: int) -> dd.DataFrame:
     n_partitions = min(n_partitions, n_series)
     part = series_blocks(n_series, n_partitions)[series]
     indexed = ordered.set_axis(pd.Index(part, name=PARTITION)).reset_index(drop=False)
-    indexed = indexed.set_index(PARTITION)  # already sorted: from_pandas keeps the row order
-    out: dd.DataFrame = dd.from_pandas(indexed, npartitions=n_partitions, sort=True)
-    return out
+    indexed = indexed.set_index(PARTITION)  # already sorted: each partition keeps its rows' order
+    if client is None:
+        out: dd.DataFrame = dd.from_pandas(indexed, npartitions=n_partitions, sort=True)
+        return out
+    bounds = np.searchsorted(part, np.arange(n_partitions + 1))
+    pieces = [indexed.iloc[bounds[p] : bounds[p + 1]] for p in range(n_partitions)]
+    futures = client.scatter(pieces)
+    divisions = (*range(n_partitions), n_partitions - 1)
+    scattered: dd.DataFrame = dd.from_delayed(
+        futures, meta=indexed.head(0), divisions=divisions, verify_meta=False
+    )
+    return scattered
 
 
 def panel_block(panel: Panel, start: int, stop: int) -> Panel:
