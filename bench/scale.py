@@ -5,7 +5,11 @@ Usage:
         --config favorita --rounds 100 --out bench/scale_favorita.json
     .venv/bin/retail-forecast data generate --out /tmp/items15m --stores 10 --items 800 \
         --days 1900   # ~15 M rows as train_parts/ (the m5-sized preset: 59 M rows)
-    .venv/bin/python bench/scale.py --data-dir /tmp/items15m --rounds 100 --out bench/scale_15m.json
+    .venv/bin/python bench/scale.py --data-dir /tmp/items15m --rounds 50 --local-memory-gib 20 \
+        --out bench/scale_15m.json
+    .venv/bin/retail-forecast data generate --shape m5-sized --out /tmp/items59m
+    .venv/bin/python bench/scale.py --data-dir /tmp/items59m --rounds 50 --engines dask \
+        --out bench/scale_59m.json
 
 Each engine runs in its own child process (so the driver's peak RSS is its own), under a wall
 limit (``--limit-s``): a child killed by the limit or by the OOM killer is reported as such;
