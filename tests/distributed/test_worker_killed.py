@@ -81,8 +81,8 @@ def test_killed_worker_fails_the_train_and_writes_no_bundle(tmp_path: Path) -> N
     """In a child process, so that a crash (not what we want) could not take the test run.
 
     XGBoost's tracker runs on the scheduler; with a LocalCluster (the scheduler inside the
-    command) a vanished worker aborted the whole process in 2 of 4 trials. The engine's local
-    cluster runs the scheduler in a process of its own: the command ends with the clear error.
+    command) a vanished worker could abort the whole process (bench/RESULTS.md, scale). The
+    engine's local cluster runs the scheduler in a process of its own: the clear error.
     """
     out = tmp_path / "artifacts"
     code = (

@@ -53,20 +53,6 @@ def check_engine(engine: str, scheduler: str | None) -> None:
         raise DataValidationError("--scheduler: only with --engine dask")
 
 
-def local_cluster_options(n_workers: int | None = None) -> dict[str, Any]:
-    """Local cluster arguments sized to this machine: one single-threaded process per core."""
-    workers = n_workers if n_workers is not None else max(1, os.cpu_count() or 1)
-    return {
-        "n_workers": workers,
-        "threads_per_worker": 1,
-        "processes": True,
-        "host": LOCAL_HOST,
-        "dashboard_address": None,  # no web server: nothing listens beyond the workers
-        "memory_limit": "auto",  # the machine's memory / n_workers each
-        "silence_logs": logging.ERROR,
-    }
-
-
 @contextmanager
 def open_engine(
     engine: str, scheduler: str | None = None, *, n_workers: int | None = None
@@ -88,48 +74,43 @@ def open_engine(
         with client:
             yield DaskEngine(client)
         return
-    options = local_cluster_options(n_workers)
-    with _local_cluster(options) as cluster, Client(cluster) as client:
+    workers = n_workers if n_workers is not None else max(1, os.cpu_count() or 1)
+    with _local_cluster(workers) as cluster, Client(cluster) as client:
         # the workers are processes that join on their own: wait, or work lands on fewer
-        client.wait_for_workers(options["n_workers"], timeout=CONNECT_TIMEOUT_S)
+        client.wait_for_workers(workers, timeout=CONNECT_TIMEOUT_S)
         logger.info("dask local cluster at %s", cluster.scheduler_address)
         yield DaskEngine(client)
 
 
-def _local_cluster(options: dict[str, Any]) -> Any:
-    """Start the scheduler in a process of its own and the workers as a LocalCluster does.
+def _local_cluster(n_workers: int) -> Any:
+    """Start the scheduler in a process of its own and ``n_workers`` single-thread workers.
 
     Not a ``LocalCluster``: its scheduler lives in this process, and XGBoost runs its
     collective tracker on the scheduler, where a worker lost mid-fit can end in a C++ abort
-    (``terminate called after throwing an instance of 'dmlc::Error'``) that killed the command
-    itself in 2 of 4 trials instead of failing it with a clear error; with the scheduler in its
-    own process, 8 of 8 trials ended in the clear error (tests/distributed/test_worker_killed).
-    The workers are ``Nanny`` processes started from here, as LocalCluster starts them (not
-    distributed's ``SubprocessCluster``, which starts every worker as a new interpreter too).
+    (``terminate called after throwing an instance of 'dmlc::Error'``) that kills the command
+    itself instead of failing it with a clear error (bench/RESULTS.md, scale;
+    tests/distributed/test_worker_killed.py). The workers are ``Nanny`` processes started from
+    here, as a LocalCluster starts them, each with the machine's memory / ``n_workers``;
+    nothing listens beyond 127.0.0.1 and no dashboard is served.
     """
     from distributed.deploy.subprocess import SubprocessScheduler
 
     from distributed import Nanny, SpecCluster
 
-    scheduler_kwargs = {
-        "host": options["host"],
-        "port": 0,
-        "dashboard": False,
-        "dashboard_address": options["dashboard_address"],
-    }
+    scheduler_kwargs = {"host": LOCAL_HOST, "port": 0, "dashboard": False}
     worker = {
         "cls": Nanny,
         "options": {
-            "host": options["host"],
-            "nthreads": options["threads_per_worker"],
-            "memory_limit": options["memory_limit"],
-            "silence_logs": options["silence_logs"],
+            "host": LOCAL_HOST,
+            "nthreads": 1,
+            "memory_limit": "auto",  # Nanny: the machine's memory x nthreads / cores
+            "silence_logs": logging.ERROR,
         },
     }
     return SpecCluster(
         scheduler={"cls": SubprocessScheduler, "options": {"scheduler_kwargs": scheduler_kwargs}},
-        workers=dict.fromkeys(range(options["n_workers"]), worker),
-        silence_logs=options["silence_logs"],
+        workers=dict.fromkeys(range(n_workers), worker),
+        silence_logs=logging.ERROR,
     )
 
 

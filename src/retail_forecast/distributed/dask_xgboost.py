@@ -276,8 +276,10 @@ def dask_train(
         booster: xgb.Booster = out["booster"]
         return booster
 
-    if parts.valid_x is None or parts.valid_y is None:  # a known round count: every row
-        return train(matrix(parts.x, parts.y), config.rounds or config.n_estimators)
+    if config.rounds is not None:  # a known round count: every row (training_parts)
+        return train(matrix(parts.x, parts.y), config.rounds)
+    if parts.valid_x is None or parts.valid_y is None:
+        raise ValueError("early stopping needs the validation rows (training_parts)")
     dtrain = matrix(parts.x, parts.y)
     dvalid = matrix(parts.valid_x, parts.valid_y, ref=dtrain)
     booster = train(

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from retail_forecast.artifacts import ModelBundle
@@ -82,9 +84,10 @@ def forecast_test(
     end = pd.Timestamp(built.sales[DATE].max())
     rows = predictor.predict_from(built.sales, built.test)
     rows[TARGET], rows[MODEL] = checked_frame(rows, len(rows))
-    columns = _add_quantiles(predictor, rows, end, levels) if levels else ()
+    closed = closed_rows(rows)
+    columns = _add_quantiles(predictor, rows, end, levels, closed) if levels else ()
     if IS_CLOSED in built.test.columns:  # the data set declares closures: say which rows
-        rows[CLOSED_COLUMN] = closed_rows(rows).astype("int64")
+        rows[CLOSED_COLUMN] = closed.astype("int64")
         columns = (CLOSED_COLUMN, *columns)
     logger.info(
         "batch forecast rows=%d version=%s history_end=%s", len(rows), bundle.version, end.date()
@@ -93,9 +96,16 @@ def forecast_test(
 
 
 def _add_quantiles(
-    predictor: LocalPredictor, rows: pd.DataFrame, end: pd.Timestamp, levels: Sequence[float]
+    predictor: LocalPredictor,
+    rows: pd.DataFrame,
+    end: pd.Timestamp,
+    levels: Sequence[float],
+    closed: npt.NDArray[np.bool_],
 ) -> tuple[str, ...]:
-    """Add one column per level to ``rows`` (sorted levels: the columns never cross)."""
+    """Add one column per level to ``rows`` (sorted levels: the columns never cross).
+
+    ``closed``: the rows' closures (:func:`closed_rows`), 0 at every level like the zero rule.
+    """
     calibration = predictor.calibration
     if calibration is None:
         raise DataValidationError(
@@ -103,7 +113,7 @@ def _add_quantiles(
             "(trained before quantiles existed); retrain it or leave --quantiles out"
         )
     point = rows[TARGET].to_numpy()
-    zero = zero_rows(point, rows[MODEL].to_numpy()) | closed_rows(rows)
+    zero = zero_rows(point, rows[MODEL].to_numpy()) | closed
     values = calibration.quantiles(point, horizon_steps(rows, end), levels, zero=zero)
     names = tuple(quantile_column(level) for level in levels)
     for k, name in enumerate(names):
