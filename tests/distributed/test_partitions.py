@@ -18,11 +18,15 @@ def test_cluster_is_two_processes_on_localhost(engine: DaskEngine) -> None:
     assert engine.client.scheduler.address.startswith(f"tcp://{LOCAL_HOST}:")
 
 
-@pytest.mark.parametrize("scattered", [False, True])
+@pytest.mark.parametrize(
+    ("scattered", "order"), [(False, "shuffled"), (True, "shuffled"), (True, "sorted, str family")]
+)
 def test_every_series_in_exactly_one_partition(
-    engine: DaskEngine, panel: BuiltDataset, scattered: bool
+    engine: DaskEngine, panel: BuiltDataset, scattered: bool, order: str
 ) -> None:
     sales = panel.sales.sample(frac=1.0, random_state=0)  # any row order in
+    if order != "shuffled":  # sorted rows are taken as they are (no copy to sort them)
+        sales = panel.sales.astype({FAMILY: str})
     n_days = sales[DATE].nunique()
     frame = partitioned_frame(sales, 5, engine.client if scattered else None)
     assert frame.npartitions == 5

@@ -96,10 +96,11 @@ def backtest(
     names = _model_names(models)  # fail fast on unknown names, before reading any data
     engine_session = _engine(engine, scheduler)
     settings, local = load_data_settings(data_dir, config=config, json_output=json_output)
-    built = build_dataset(local, settings.data, horizon=settings.forecast.horizon)
-    parallel = side_by_side_models(settings, names)
-    made = model_factories(settings, built.holidays, side_by_side=bool(parallel))
     with engine_session as cluster:  # the dask engine: each fold's XGBoost fit on the cluster
+        # read while a local cluster starts (cluster.py)
+        built = build_dataset(local, settings.data, horizon=settings.forecast.horizon)
+        parallel = side_by_side_models(settings, names)
+        made = model_factories(settings, built.holidays, side_by_side=bool(parallel))
         swap = _factories_on(cluster)
         factories = (swap(made) if swap else made).as_dict()
         result = run_backtest(

@@ -3,7 +3,10 @@
 Without an address the engine starts a local cluster of worker processes (not threads: XGBoost,
 NumPy and pandas each want a core of their own) bound to 127.0.0.1, one single-threaded worker
 per core, the machine's memory split between them, and the scheduler in a process of its own
-(see :func:`_local_cluster` for why not a ``LocalCluster``). With
+(see :func:`_local_cluster` for why not a ``LocalCluster``). It starts in a background thread
+while the command reads its data, and each worker imports the engine's module as it starts:
+the fixed cost that dominates the engine's overhead on a small panel (bench/RESULTS.md,
+scale). With
 ``--scheduler ADDRESS`` it joins a running cluster (README.md, "Running on a cluster").
 """
 
@@ -12,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from retail_forecast.errors import ConfigError, DataValidationError, ForecastError
@@ -27,17 +30,28 @@ ENGINES = ("local", "dask")
 LOCAL_HOST = "127.0.0.1"  # the local cluster is private to this machine
 CONNECT_TIMEOUT_S = 30
 EXTRA_HINT = "pip install 'retail-forecast[dask]'"
+WORKER_MODULE = "retail_forecast.distributed.dask_xgboost"  # what the workers' tasks run
 
 
 class ClusterError(ForecastError, RuntimeError):
     """The Dask cluster could not run a job (a worker lost, no scheduler); nothing written."""
 
 
-@dataclass(frozen=True)
 class DaskEngine:
-    """A connected Dask client; what the dask engine's models run on."""
+    """A connected Dask client; what the dask engine's models run on.
 
-    client: Client
+    The local cluster starts in the background (:func:`open_engine`): ``client`` waits for it
+    the first time it is read, so the command reads its data while the workers start.
+    """
+
+    def __init__(self, client: Client | Future[Client]) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Client:
+        if isinstance(self._client, Future):
+            self._client = self._client.result()  # the start's own error, if it failed
+        return self._client
 
     def workers(self) -> set[str]:
         """Addresses of the workers the scheduler knows now."""
@@ -75,11 +89,29 @@ def open_engine(
             yield DaskEngine(client)
         return
     workers = n_workers if n_workers is not None else max(1, os.cpu_count() or 1)
-    with _local_cluster(workers) as cluster, Client(cluster) as client:
-        # the workers are processes that join on their own: wait, or work lands on fewer
-        client.wait_for_workers(workers, timeout=CONNECT_TIMEOUT_S)
-        logger.info("dask local cluster at %s", cluster.scheduler_address)
-        yield DaskEngine(client)
+    started: list[Any] = []  # the cluster, then its client, to close in reverse order
+    with ThreadPoolExecutor(1, thread_name_prefix="dask-start") as pool:
+        starting = pool.submit(_start_local, workers, started)
+        try:
+            yield DaskEngine(starting)
+        finally:
+            wait([starting])  # a start still running when the command ends or fails
+            for opened in reversed(started):
+                opened.close()
+
+
+def _start_local(n_workers: int, started: list[Any]) -> Client:
+    """Start the local cluster and its client; each is recorded in ``started`` when up."""
+    from distributed import Client
+
+    cluster = _local_cluster(n_workers)
+    started.append(cluster)
+    client = Client(cluster)
+    started.append(client)
+    # the workers are processes that join on their own: wait, or work lands on fewer
+    client.wait_for_workers(n_workers, timeout=CONNECT_TIMEOUT_S)
+    logger.info("dask local cluster at %s", cluster.scheduler_address)
+    return client
 
 
 def _local_cluster(n_workers: int) -> Any:
@@ -105,6 +137,8 @@ def _local_cluster(n_workers: int) -> Any:
             "nthreads": 1,
             "memory_limit": "auto",  # Nanny: the machine's memory x nthreads / cores
             "silence_logs": logging.ERROR,
+            # imported while the worker starts (before it takes tasks), not by its first task
+            "preload": [WORKER_MODULE],
         },
     }
     return SpecCluster(

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.features.builder import Panel
+from retail_forecast.features.builder import Panel, is_series_sorted
 from retail_forecast.schema import DATE, FAMILY, STORE
 
 if TYPE_CHECKING:
@@ -51,13 +51,14 @@ def partitioned_frame(
     """
     import dask.dataframe as dd
 
-    ordered = frame.sort_values([STORE, FAMILY, DATE], kind="stable")
-    series = ordered.groupby([STORE, FAMILY], sort=True, observed=True).ngroup().to_numpy()
-    n_series = int(series.max()) + 1
+    ordered = frame  # build_dataset's frame comes sorted: no copy to sort it again
+    if not is_series_sorted(frame):
+        ordered = frame.sort_values([STORE, FAMILY, DATE], kind="stable")
+    series = _series_numbers(ordered)
+    n_series = int(series[-1]) + 1
     n_partitions = min(n_partitions, n_series)
     part = series_blocks(n_series, n_partitions)[series]
-    indexed = ordered.set_axis(pd.Index(part, name=PARTITION)).reset_index(drop=False)
-    indexed = indexed.set_index(PARTITION)  # already sorted: each partition keeps its rows' order
+    indexed = ordered.set_axis(pd.Index(part, name=PARTITION))  # sorted: rows keep their order
     if client is None:
         out: dd.DataFrame = dd.from_pandas(indexed, npartitions=n_partitions, sort=True)
         return out
@@ -69,6 +70,20 @@ def partitioned_frame(
         futures, meta=indexed.head(0), divisions=divisions, verify_meta=False
     )
     return scattered
+
+
+def _series_numbers(ordered: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """Return each row's series number (0, 1, ...) in a frame sorted by series."""
+    stores = ordered[STORE].to_numpy()
+    family = ordered[FAMILY]
+    families: npt.NDArray[np.generic] = (
+        family.cat.codes.to_numpy()
+        if isinstance(family.dtype, pd.CategoricalDtype)
+        else family.astype(str).to_numpy()
+    )
+    starts = np.ones(len(ordered), dtype=np.int64)
+    starts[1:] = (stores[1:] != stores[:-1]) | (families[1:] != families[:-1])
+    return np.cumsum(starts) - 1
 
 
 def panel_block(panel: Panel, start: int, stop: int) -> Panel:

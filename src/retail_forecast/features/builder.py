@@ -168,7 +168,7 @@ def panel_from_frame(frame: pd.DataFrame) -> Panel:
     """Reshape a canonical sales frame (complete panel, any row order) into a :class:`Panel`."""
     if frame.empty:
         raise DataValidationError("the sales history is empty")
-    if not _is_sorted(frame):
+    if not is_series_sorted(frame):
         frame = frame.sort_values([STORE, FAMILY, DATE], kind="stable").reset_index(drop=True)
     dates = pd.DatetimeIndex(frame[DATE].drop_duplicates().sort_values())
     n_days = len(dates)
@@ -215,7 +215,8 @@ def carry_over_closures(log_sales: FloatArray, closed: npt.NDArray[np.bool_]) ->
     return log_sales
 
 
-def _is_sorted(frame: pd.DataFrame) -> bool:
+def is_series_sorted(frame: pd.DataFrame) -> bool:
+    """Whether the rows are ordered by store, family (its sorted order), then date."""
     family = frame[FAMILY]
     is_cat = isinstance(family.dtype, pd.CategoricalDtype)
     if is_cat and family.cat.categories.is_monotonic_increasing:
