@@ -115,3 +115,19 @@ def test_serving_threads_leave_the_forecasts_unchanged() -> None:
     assert config["learner"]["generic_param"]["nthread"] == "2"
     np.testing.assert_array_equal(model._predict_rows(x), one_thread)
     np.testing.assert_array_equal(model.predict(history, future)["sales"], plain)
+
+
+def test_a_booster_without_any_categorical_split_walks_bit_identical() -> None:
+    """Categorical features declared but never split on (a small panel can do that)."""
+    x, _ = _data(4000, seed=0)
+    y = np.nan_to_num(x[:, 0]) * 2 + np.nan_to_num(x[:, 1])  # numeric features only
+    dtrain = xgb.DMatrix(
+        x, label=y, feature_types=["q"] * 4 + ["c", "c"], enable_categorical=True, nthread=1
+    )
+    params = {"max_depth": 3, "max_cat_to_onehot": 1, "nthread": 1, "tree_method": "hist"}
+    booster = xgb.train({**params, "seed": 0, "colsample_bytree": 1.0}, dtrain, 10)
+    walker = NumpyTreeWalker.from_booster(booster)
+    assert not np.any(walker.cat_row >= 0), "the booster should have no categorical split"
+    expected = booster.inplace_predict(x[:50], validate_features=False)
+    np.testing.assert_array_equal(walker.predict(x[:50]), expected)
+    np.testing.assert_array_equal(walker.predict(x[:1]), expected[:1])

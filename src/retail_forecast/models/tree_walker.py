@@ -87,6 +87,8 @@ class NumpyTreeWalker:
             table[:n_categories] = self.cat_right[splits].T
             tables.append(table)
         object.__setattr__(self, "_cat_tables", tuple(tables))
+        if not len(extra):  # no categorical split in any tree: every node reads its feature
+            return self.feature
         extra_feature = self.n_features + extra[np.maximum(self.cat_row, 0)]
         return np.where(self.cat_row >= 0, extra_feature, self.feature)
 
