@@ -46,10 +46,11 @@ DateFeature = Literal["day_of_week", "month", "year", "day_of_month", "is_nation
 class FeatureConfig(Section):
     """The XGBoost features, declared as data (as mlforecast's lags, lag_transforms, date_features).
 
-    Lags and means read log1p(sales) of days before the forecast day; columns come in this
-    order: lags, rolling means, seasonal means, date features, then onpromotion, store_nbr and
+    Lags and means read log1p(sales) of days before the forecast day; promo means read
+    onpromotion up to the forecast day (known in advance). Columns come in this order: lags,
+    rolling means, seasonal means, promo means, date features, then onpromotion, store_nbr and
     family, which every set holds. The defaults won the backtest (bench/RESULTS.md,
-    backtest_xgboost); ``FEATURE_PRESETS["required"]`` is the seed's 11 features.
+    backtest_xgboost and features); ``FEATURE_PRESETS["required"]`` is the seed's 11 features.
     """
 
     lags: tuple[Days, ...] = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)  # lag_k: day t-k
@@ -62,8 +63,17 @@ class FeatureConfig(Section):
         "day_of_month",  # paydays fall on the 15th and the month end
         "is_national_holiday",  # from the holidays table given to the model
     )
+    # promo_mean_w: mean onpromotion of days t-w+1 .. t, known in advance (bench/RESULTS.md,
+    # features: better on every fold of the real data and of three generated shapes)
+    promo_means: tuple[Days, ...] = (7, 28)
 
-    @field_validator("lags", "rolling_means", "seasonal_means", "date_features")
+    @field_validator(
+        "lags",
+        "rolling_means",
+        "seasonal_means",
+        "date_features",
+        "promo_means",
+    )
     @classmethod
     def _no_repeats(cls, values: tuple[object, ...]) -> tuple[object, ...]:
         repeated = sorted({str(v) for v in values if values.count(v) > 1})
@@ -84,6 +94,7 @@ FEATURE_PRESETS: dict[str, FeatureConfig] = {
         rolling_means=(7, 14),
         seasonal_means=(),
         date_features=("day_of_week", "month", "year"),
+        promo_means=(),
     ),
     "extended": FeatureConfig(),
 }

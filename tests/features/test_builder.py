@@ -1,3 +1,4 @@
+import dataclasses
 from collections.abc import Callable
 from typing import Any, get_args
 
@@ -30,6 +31,7 @@ REQUIRED = [
 EXTENDED = [
     *("lag_1", "lag_2", "lag_3", "lag_4", "lag_5", "lag_6", "lag_7", "lag_14", "lag_21", "lag_28"),
     *("roll_7_mean", "roll_14_mean", "roll_28_mean", "roll_56_mean", "dow_mean_4", "dow_mean_8"),
+    *("promo_mean_7", "promo_mean_28"),
     *("day_of_week", "month", "year", "day_of_month", "is_national_holiday"),
     *("onpromotion", "store_nbr", "family"),
 ]
@@ -39,6 +41,15 @@ DECLARED = FeatureSpec(
     rolling_means=(5,),
     seasonal_means=(2,),
     date_features=("is_national_holiday", "day_of_month", "month"),
+)
+
+# With the known-future promotion means (days t-w+1 .. t) of two windows.
+RICH = FeatureSpec(
+    lags=(1, 7),
+    rolling_means=(7, 28),
+    seasonal_means=(4,),
+    date_features=("day_of_week", "day_of_month"),
+    promo_means=(3, 14),
 )
 
 
@@ -81,7 +92,9 @@ def test_settings_read_a_feature_set_from_the_environment(
     monkeypatch.setenv("RF_FEATURES__DATE_FEATURES", '["month"]')
     features = Settings(_env_file=None).features  # type: ignore[call-arg]
     assert (features.lags, features.rolling_means, features.seasonal_means) == ((1, 7), (), (4, 8))
-    assert FeatureSpec.from_config(features).feature_names[-5:-3] == ["dow_mean_8", "month"]
+    assert FeatureSpec.from_config(features).feature_names[-7:-3] == [
+        *("dow_mean_8", "promo_mean_7", "promo_mean_28", "month")
+    ]
     monkeypatch.setenv("RF_FEATURES__HORIZON", "16")  # not a feature setting: forecast.horizon
     with pytest.raises(ValidationError, match="horizon"):
         Settings(_env_file=None)  # type: ignore[call-arg]
@@ -142,7 +155,7 @@ def test_a_spec_saved_by_set_name_reads_as_the_same_data(name: str) -> None:
         },
     }
     spec = FeatureSpec.from_dict({"name": name, **earlier[name]})
-    assert spec == FeatureSpec.named(name)
+    assert spec == dataclasses.replace(FeatureSpec.named(name), promo_means=())  # none then
 
 
 def test_holiday_flag_is_built_from_the_saved_dates(
@@ -197,12 +210,13 @@ def test_features_of_day_t_never_read_sales_of_day_t(
     assert not before.loc[row + 1].equals(after.loc[row + 1])  # day t+1 does read day t
 
 
-@pytest.mark.parametrize("name", ["required", "extended", "declared"])
+@pytest.mark.parametrize("name", ["required", "extended", "declared", "rich"])
 def test_p25_train_serve_parity_incremental_equals_one_pass(
     panel_factory: Callable[..., pd.DataFrame], name: str
 ) -> None:
     frame = panel_factory(n_days=150)
-    spec = DECLARED if name == "declared" else FeatureSpec.named(name)
+    specs = {"declared": DECLARED, "rich": RICH}
+    spec = specs[name] if name in specs else FeatureSpec.named(name)
     builder = FeatureBuilder.from_frame(frame, spec, holiday_dates=["2017-08-11", "2017-05-24"])
     panel = panel_from_frame(frame)
     one_pass = builder.panel_features(panel).reshape(panel.n_series, len(panel.dates), -1)
@@ -210,12 +224,18 @@ def test_p25_train_serve_parity_incremental_equals_one_pass(
     lookback = spec.lookback
     window = np.full((panel.n_series, lookback + 16), np.nan)
     window[:, :lookback] = panel.log_sales[:, origin + 1 - lookback : origin + 1]
+    promo = panel.promo[:, origin + 1 - lookback : origin + 17]
     codes = builder.encode(panel.keys)
     for h in range(1, 17):
         day = lookback + h - 1
         t = origin + h
         row = builder.day_features(
-            window, day=day, date=panel.dates[t], promo=panel.promo[:, t], codes=codes
+            window,
+            day=day,
+            date=panel.dates[t],
+            promo=panel.promo[:, t],
+            codes=codes,
+            promo_window=promo,
         )
         np.testing.assert_array_equal(row, one_pass[:, t, :])
         window[:, day] = panel.log_sales[:, t]  # feed the "prediction" (here: the truth)
@@ -310,3 +330,71 @@ def test_lag_and_rolling_features_equal_mlforecast_preprocess(
             equal_nan=True,
             err_msg=mine,
         )
+
+
+def _rich(frame: pd.DataFrame) -> pd.DataFrame:
+    builder = FeatureBuilder.from_frame(frame, RICH)
+    return pd.DataFrame(builder.panel_features(panel_from_frame(frame)), columns=RICH.feature_names)
+
+
+def test_promo_means_equal_pandas_rolling_with_day_t_included(
+    panel_factory: Callable[..., pd.DataFrame],
+) -> None:
+    frame = panel_factory(n_days=120)
+    feats = _rich(frame)
+    series = frame[(frame.store_nbr == 2) & (frame.family == "FAM B")].index
+    promo = pd.Series(frame.loc[series, "onpromotion"].to_numpy(dtype=np.float64))
+    got = feats.loc[series].reset_index(drop=True)
+    assert got["promo_mean_14"].iloc[:13].isna().all()
+    assert got["promo_mean_14"].iloc[13:].notna().all()
+    promo_14 = promo.rolling(14).mean()  # day t included: promotions are known in advance
+    np.testing.assert_allclose(got["promo_mean_14"], promo_14.astype(np.float32), rtol=1e-6)
+
+
+def test_promo_means_read_promotions_up_to_day_t_and_never_sales_of_day_t(
+    panel_factory: Callable[..., pd.DataFrame],
+) -> None:
+    frame = panel_factory(n_days=120)
+    before = _rich(frame)
+    row = 60 + 120  # store 1, family B, day 60
+    changed = frame.copy()
+    changed.loc[row, "sales"] += 1000.0
+    after = _rich(changed)
+    pd.testing.assert_series_equal(before.loc[row], after.loc[row])
+    assert before.loc[row + 1, "roll_7_mean"] != after.loc[row + 1, "roll_7_mean"]
+    promoted = frame.copy()
+    promoted.loc[row, "onpromotion"] += 30
+    later = _rich(promoted)
+    assert later.loc[row, "promo_mean_3"] != before.loc[row, "promo_mean_3"]
+    pd.testing.assert_series_equal(  # a later day's promotion is not read by day t
+        _rich(frame.assign(onpromotion=np.where(frame.index == row + 1, 99, frame.onpromotion)))
+        .loc[row]
+        .drop("onpromotion"),
+        before.loc[row].drop("onpromotion"),
+    )
+
+
+def test_a_spec_with_promo_means_needs_the_promo_window(
+    panel_factory: Callable[..., pd.DataFrame],
+) -> None:
+    frame = panel_factory(n_days=60)
+    builder = FeatureBuilder.from_frame(frame, RICH)
+    panel = panel_from_frame(frame)
+    window = panel.log_sales[:, -RICH.lookback :]
+    with pytest.raises(ValueError, match="promo_window"):
+        builder.day_features(
+            window,
+            day=RICH.lookback - 1,
+            date=panel.dates[-1],
+            promo=panel.promo[:, -1],
+            codes=builder.encode(panel.keys),
+        )
+
+
+def test_promo_means_round_trip_and_a_spec_without_them_reads_unchanged() -> None:
+    assert FeatureSpec.from_dict(RICH.to_dict()) == RICH
+    saved_before = {k: v for k, v in RICH.to_dict().items() if k != "promo_means"}
+    assert FeatureSpec.from_dict(saved_before).promo_means == ()  # not today's default
+    assert RICH.lookback == 28
+    assert FeatureSpec.from_dict({**RICH.to_dict(), "promo_means": [56]}).lookback == 55
+    assert RICH.feature_names[-7:-5] == ["promo_mean_3", "promo_mean_14"]

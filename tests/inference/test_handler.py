@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from retail_forecast.artifacts import resolve_current
 from retail_forecast.errors import ArtifactError
-from retail_forecast.features.builder import panel_from_frame
+from retail_forecast.features.builder import panel_from_frame, promo_history
 from retail_forecast.inference.container import create_container_app
 from retail_forecast.inference.handler import (
     HandlerInputError,
@@ -41,13 +41,15 @@ def feature_rows(tiny_bundle: TinyBundle) -> np.ndarray:
     model = XGBForecaster.load(resolve_current(tiny_bundle.artifacts))
     builder = model.builder_
     panel = panel_from_frame(tiny_bundle.sales)
-    window = np.full((len(panel.keys), builder.spec.lookback + 1), np.nan)
-    window[:, :-1] = panel.log_sales[:, -builder.spec.lookback :]
+    lookback = builder.spec.lookback
+    window = np.full((len(panel.keys), lookback + 1), np.nan)
+    window[:, :-1] = panel.log_sales[:, -lookback:]
     date = pd.Timestamp(panel.dates[-1]) + pd.Timedelta(days=1)
     promo = np.arange(len(panel.keys), dtype=np.float64)
+    promo_window = promo_history(panel, np.arange(len(panel.keys)), promo[:, None], lookback)
     codes = builder.encode(panel.keys)
     return builder.day_features(
-        window, day=builder.spec.lookback, date=date, promo=promo, codes=codes
+        window, day=lookback, date=date, promo=promo, codes=codes, promo_window=promo_window
     )
 
 

@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
 from sklearn.base import BaseEstimator
 
 from retail_forecast.config import FEATURE_PRESETS, FeatureConfig, XGBoostConfig
@@ -343,3 +344,42 @@ def test_training_rows_leave_out_excluded_days_and_days_before_the_first_sale() 
     opened = _xgb(_config(n_estimators=5)).fit(late)
     skipped = int((first & (late["date"] < "2017-05-01")).sum()) - 14
     assert opened.n_train_rows_ == base.n_train_rows_ - skipped
+
+
+RICH = FeatureConfig(
+    lags=(1, 7),
+    rolling_means=(7, 28),
+    seasonal_means=(4,),
+    date_features=("day_of_week",),
+    promo_means=(3, 14),
+)
+
+
+def test_promo_means_serve_as_they_train(tmp_path: Path) -> None:
+    """Day 1 of the recursion equals the booster on the training matrix; the bundle keeps it."""
+    frame = _panel()
+    history, future = _split(frame)
+    model = _xgb(_config(), RICH).fit(history)
+    out = model.predict(history, future.drop(columns="sales"))
+    panel = panel_from_frame(frame)
+    day_1 = panel.dates.get_loc(future["date"].min())
+    matrix = model.builder_.panel_features(panel).reshape(panel.n_series, len(panel.dates), -1)
+    trained = xgb.DMatrix(
+        matrix[:, day_1, :],
+        feature_names=model.builder_.feature_names,
+        feature_types=model.builder_.spec.feature_types,
+        enable_categorical=True,
+    )
+    first = out[out["date"] == future["date"].min()].sort_values(["store_nbr", "family"])
+    expected = np.clip(np.expm1(model.booster_.predict(trained)), 0, None)
+    np.testing.assert_allclose(first["sales"].to_numpy(), expected, rtol=1e-5)
+    # future promotions are read (known in advance), future sales never
+    promoted = future.drop(columns="sales").assign(onpromotion=future["onpromotion"] + 40)
+    assert not np.array_equal(model.predict(history, promoted)["sales"], out["sales"])
+    noisy = future.assign(sales=future["sales"] * 50)
+    np.testing.assert_array_equal(model.predict(history, noisy)["sales"], out["sales"])
+    model.save(tmp_path)
+    loaded = XGBForecaster.load(tmp_path)
+    assert loaded.builder_.spec.promo_means == (3, 14)
+    again = loaded.predict(history, future.drop(columns="sales"))
+    np.testing.assert_array_equal(again["sales"], out["sales"])

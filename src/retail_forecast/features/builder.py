@@ -4,7 +4,8 @@ The canonical sales frame is a complete daily panel sorted by (store_nbr, family
 is reshaped into (series, day) arrays: row boundaries are series boundaries and every lag is a
 column shift that never crosses a series start (NaN there). Lags and rolling means are computed
 on log1p(sales), the target the models learn. Features of day t read only days <= t-1 of the
-sales array; onpromotion and the calendar of day t are known in advance.
+sales array; onpromotion and the calendar of day t are known in advance (promo means read the
+onpromotion of days <= t: the recursion gets it as ``promo_window``, :func:`promo_history`).
 
 Training calls :meth:`FeatureBuilder.panel_features` (all days at once); the recursion calls
 :meth:`FeatureBuilder.day_features` (one day for all series) on a window whose last filled
@@ -13,8 +14,8 @@ demand in that array (:func:`carry_over_closures`), not a sales 0. Both run the 
 element-wise arithmetic in the same order, so their values are bit-identical (tested).
 
 Which columns: a :class:`FeatureSpec`, the data of a ``FeatureConfig`` (lags, rolling means,
-seasonal means, date features), recorded in the bundle; config.py holds the defaults and the
-``FEATURE_PRESETS``.
+seasonal means, promo means, date features), recorded in the bundle; config.py holds the
+defaults and the ``FEATURE_PRESETS``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from retail_forecast.features.rolling import (
     rolling_means_at,
     seasonal_mean,
     seasonal_means_at,
+    trailing_means,
+    trailing_means_at,
 )
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
@@ -55,13 +58,20 @@ class FeatureSpec:
     rolling_means: tuple[int, ...]
     seasonal_means: tuple[int, ...]
     date_features: tuple[str, ...]
+    promo_means: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _validated(self.to_dict())
 
     @classmethod
     def from_config(cls, config: FeatureConfig) -> FeatureSpec:
-        return cls(config.lags, config.rolling_means, config.seasonal_means, config.date_features)
+        return cls(
+            config.lags,
+            config.rolling_means,
+            config.seasonal_means,
+            config.date_features,
+            config.promo_means,
+        )
 
     @classmethod
     def named(cls, name: str) -> FeatureSpec:
@@ -80,6 +90,7 @@ class FeatureSpec:
         names = [f"lag_{lag}" for lag in self.lags]
         names += [f"roll_{w}_mean" for w in self.rolling_means]
         names += [f"dow_mean_{n}" for n in self.seasonal_means]
+        names += [f"promo_mean_{w}" for w in self.promo_means]
         return names
 
     @property
@@ -93,15 +104,19 @@ class FeatureSpec:
     @property
     def lookback(self) -> int:
         """Days of history the features of one day read (the longest lag or window)."""
-        return max([*self.lags, *self.rolling_means, *(7 * n for n in self.seasonal_means)])
+        windows = [*self.lags, *self.rolling_means, *(7 * n for n in self.seasonal_means)]
+        windows += [w - 1 for w in self.promo_means]
+        return max(windows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "lags": list(self.lags),
             "rolling_means": list(self.rolling_means),
             "seasonal_means": list(self.seasonal_means),
             "date_features": list(self.date_features),
         }
+        data["promo_means"] = list(self.promo_means)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
@@ -113,7 +128,8 @@ class FeatureSpec:
                 "seasonal_means": data.get("dow_counts", ()),
                 "date_features": [*CALENDAR, *data.get("calendar_extras", ())],
             }
-        return cls.from_config(_validated(data))
+        # a spec saved before promo means existed has none (not today's default)
+        return cls.from_config(_validated({"promo_means": [], **data}))
 
 
 def _validated(data: dict[str, Any]) -> FeatureConfig:
@@ -195,6 +211,13 @@ def panel_from_frame(frame: pd.DataFrame) -> Panel:
         closed=closed,
         sales=sales,
     )
+
+
+def promo_history(
+    panel: Panel, series: npt.NDArray[np.intp], future: FloatArray, lookback: int
+) -> FloatArray:
+    """Onpromotion aligned with a recursion window: the last ``lookback`` days, then ``future``."""
+    return np.concatenate([panel.promo[series, -lookback:], future], axis=1)
 
 
 def carry_over_closures(log_sales: FloatArray, closed: npt.NDArray[np.bool_]) -> FloatArray:
@@ -295,16 +318,11 @@ class FeatureBuilder:
 
     def panel_features(self, panel: Panel, *, first_day: int = 0) -> npt.NDArray[np.float32]:
         """Features of every (series, day >= first_day), rows series-major like the panel."""
-        y = panel.log_sales
-        n_days = y.shape[1] - first_day
-        cols: dict[str, FloatArray] = {}
-        for lag in self.spec.lags:
-            cols[f"lag_{lag}"] = shift_days(y, lag)[:, first_day:]
-        if self.spec.rolling_means:
-            for window, values in rolling_means(y, self.spec.rolling_means).items():
-                cols[f"roll_{window}_mean"] = values[:, first_day:]
-        for count in self.spec.seasonal_means:
-            cols[f"dow_mean_{count}"] = seasonal_mean(y, 7, count)[:, first_day:]
+        n_days = panel.log_sales.shape[1] - first_day
+        cols = {name: values[:, first_day:] for name, values in self._history(panel).items()}
+        if self.spec.promo_means:
+            for window, values in trailing_means(panel.promo, self.spec.promo_means).items():
+                cols[f"promo_mean_{window}"] = values[:, first_day:]
         for name, values in self._calendar(panel.dates[first_day:]).items():
             cols[name] = values[None, :]
         cols[PROMO] = panel.promo[:, first_day:]
@@ -312,6 +330,19 @@ class FeatureBuilder:
         cols[STORE] = store_codes[:, None]
         cols[FAMILY] = family_codes[:, None]
         return self._stack(cols, (panel.n_series, n_days))
+
+    def _history(self, panel: Panel) -> dict[str, FloatArray]:
+        """Compute the sales-history columns for every day of the panel."""
+        spec, y = self.spec, panel.log_sales
+        cols: dict[str, FloatArray] = {}
+        for lag in spec.lags:
+            cols[f"lag_{lag}"] = shift_days(y, lag)
+        if spec.rolling_means:
+            for window, values in rolling_means(y, spec.rolling_means).items():
+                cols[f"roll_{window}_mean"] = values
+        for count in spec.seasonal_means:
+            cols[f"dow_mean_{count}"] = seasonal_mean(y, 7, count)
+        return cols
 
     def day_features(
         self,
@@ -321,26 +352,40 @@ class FeatureBuilder:
         date: pd.Timestamp,
         promo: FloatArray,
         codes: tuple[FloatArray, FloatArray],
+        promo_window: FloatArray | None = None,
     ) -> npt.NDArray[np.float32]:
         """Features of column ``day`` of a (series, day) log-sales window (one recursion step).
 
         Only columns ``< day`` of ``window`` are read; ``promo`` is that day's onpromotion.
+        ``promo_window`` is the onpromotion aligned with ``window`` (history, then the known
+        future), needed when the spec declares ``promo_means``; columns ``<= day`` are read.
         """
-        recent = recent_days(window, day, self.spec.lookback)  # column k = lag k + 1
-        cols: dict[str, FloatArray] = {}
-        for lag in self.spec.lags:
-            cols[f"lag_{lag}"] = recent[:, lag - 1]
-        if self.spec.rolling_means:
-            for size, values in rolling_means_at(recent, self.spec.rolling_means).items():
-                cols[f"roll_{size}_mean"] = values
-        if self.spec.seasonal_means:
-            for count, values in seasonal_means_at(recent, 7, self.spec.seasonal_means).items():
-                cols[f"dow_mean_{count}"] = values
+        cols = self._history_at(recent_days(window, day, self.spec.lookback))
+        if self.spec.promo_means:
+            if promo_window is None:
+                raise ValueError("the spec declares promo_means: pass promo_window")
+            recent = recent_days(promo_window, day + 1, max(self.spec.promo_means))
+            for size, values in trailing_means_at(recent, self.spec.promo_means).items():
+                cols[f"promo_mean_{size}"] = values
         for name, values in self._day_calendar(date).items():
             cols[name] = values
         cols[PROMO] = promo
         cols[STORE], cols[FAMILY] = codes
         return self._stack(cols, (window.shape[0],))
+
+    def _history_at(self, recent: FloatArray) -> dict[str, FloatArray]:
+        """:meth:`_history`'s sales columns for one day (``recent``: column k = lag k + 1)."""
+        spec = self.spec
+        cols: dict[str, FloatArray] = {}
+        for lag in spec.lags:
+            cols[f"lag_{lag}"] = recent[:, lag - 1]
+        if spec.rolling_means:
+            for size, values in rolling_means_at(recent, spec.rolling_means).items():
+                cols[f"roll_{size}_mean"] = values
+        if spec.seasonal_means:
+            for count, values in seasonal_means_at(recent, 7, spec.seasonal_means).items():
+                cols[f"dow_mean_{count}"] = values
+        return cols
 
     def _stack(
         self, cols: dict[str, FloatArray], shape: tuple[int, ...]

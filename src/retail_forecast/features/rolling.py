@@ -1,4 +1,7 @@
-"""Rolling means of sales shifted by >= 1 day (no leakage), full-panel and one-day forms.
+"""Rolling statistics of sales shifted by >= 1 day (no leakage), full-panel and one-day forms.
+
+Rolling and seasonal means read days before day t; trailing means of a column known in
+advance (promotions) read days t-w+1 .. t.
 
 Sums are accumulated lag by lag in a fixed order (lag 1, 2, ..., w), in both the full-panel
 path used for training and the one-day path used by the recursion, so both give bit-identical
@@ -57,3 +60,22 @@ def seasonal_means_at(
     """One-day :func:`seasonal_mean` for several counts from :func:`recent_days`."""
     sums = np.cumsum(recent[:, season - 1 : season * max(counts) : season], axis=1)
     return {n: sums[:, n - 1] / float(n) for n in counts}
+
+
+def trailing_means(values: FloatArray, windows: tuple[int, ...]) -> dict[int, FloatArray]:
+    """Mean of days t-w+1 .. t, day t included: for columns known in advance (promotions)."""
+    acc = values.copy()
+    out: dict[int, FloatArray] = {}
+    for lag in range(0, max(windows)):
+        if lag > 0:
+            acc[:, lag:] += values[:, :-lag]
+            acc[:, lag - 1 : lag] = np.nan
+        if lag + 1 in windows:
+            out[lag + 1] = acc / float(lag + 1)
+    return out
+
+
+def trailing_means_at(recent: FloatArray, windows: tuple[int, ...]) -> dict[int, FloatArray]:
+    """One-day :func:`trailing_means` from the days t, t-1, ... (newest first)."""
+    sums = np.cumsum(recent[:, : max(windows)], axis=1)
+    return {w: sums[:, w - 1] / float(w) for w in windows}

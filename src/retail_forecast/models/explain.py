@@ -25,7 +25,7 @@ import pandas as pd
 import xgboost as xgb
 
 from retail_forecast.errors import UnknownSeriesError
-from retail_forecast.features.builder import FeatureBuilder, Panel
+from retail_forecast.features.builder import FeatureBuilder, Panel, promo_history
 from retail_forecast.features.calendar import days_after
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.hybrid import HybridForecaster
@@ -126,12 +126,18 @@ def feature_rows(
     forecast = forecaster.forecast_log(panel, series, keys=keys, promo=promo, closed=shut)
     window = np.concatenate([panel.log_sales[series, -lookback:], forecast], axis=1)
     codes = builder.encode(keys)
+    promo_window = promo_history(panel, series, promo, lookback)
     x = np.empty((len(future), len(builder.feature_names)), dtype=np.float32)
     for h in np.unique(steps).tolist():
         at = np.flatnonzero(steps == h)
         date = origin + pd.Timedelta(days=h)
         day_x = builder.day_features(
-            window, day=lookback + h - 1, date=date, promo=promo[:, h - 1], codes=codes
+            window,
+            day=lookback + h - 1,
+            date=date,
+            promo=promo[:, h - 1],
+            codes=codes,
+            promo_window=promo_window,
         )
         x[at] = day_x[row_series[at]]
     return x, forecast[row_series, steps - 1]

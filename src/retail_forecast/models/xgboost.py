@@ -36,7 +36,13 @@ from retail_forecast.errors import (
     NotFittedError,
     UnknownSeriesError,
 )
-from retail_forecast.features.builder import FeatureBuilder, FeatureSpec, Panel, panel_from_frame
+from retail_forecast.features.builder import (
+    FeatureBuilder,
+    FeatureSpec,
+    Panel,
+    panel_from_frame,
+    promo_history,
+)
 from retail_forecast.features.calendar import days_after, national_holiday_dates
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.tree_predictor import TreePredictor, tree_predictor
@@ -296,12 +302,20 @@ class XGBForecaster:
         horizon = promo.shape[1]
         window = np.full((len(series), lookback + horizon), np.nan)
         window[:, :lookback] = panel.log_sales[series, -lookback:]
+        promo_window = promo_history(panel, series, promo, lookback)
         codes = builder.encode(keys)
         origin = panel.dates[-1]
         for h in range(1, horizon + 1):
             date = origin + pd.Timedelta(days=h)
             day = lookback + h - 1
-            x = builder.day_features(window, day=day, date=date, promo=promo[:, h - 1], codes=codes)
+            x = builder.day_features(
+                window,
+                day=day,
+                date=date,
+                promo=promo[:, h - 1],
+                codes=codes,
+                promo_window=promo_window,
+            )
             window[:, day] = 0.0 if is_closed_date(date) else self._predict_rows(x)
             if closed is not None and closed[:, h - 1].any():
                 shut = closed[:, h - 1]
