@@ -143,10 +143,27 @@ class ConformalPeer(MLForecastPeer):
         self.fcst_.fit(
             self._exogenous(self._frame(history), history),
             static_features=["store_nbr", "family"],
-            prediction_intervals=PredictionIntervals(n_windows=self.windows, h=self.horizon),
+            prediction_intervals=(  # windows=0: point forecasts only (bench/backtest_hybrid.py)
+                PredictionIntervals(n_windows=self.windows, h=self.horizon)
+                if self.windows
+                else None
+            ),
         )
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        """Point forecasts with the zero rule and known closures (the recipe's point model)."""
+        x_df = self._frame(future)[["unique_id", "ds", PROMO]]
+        if IS_CLOSED in history:  # fitted with the closures: the window's, known in advance
+            x_df["is_closed"] = closed_rows(future).astype(np.float64)
+        horizon = int((future[DATE].max() - history[DATE].max()).days)
+        pred = x_df.merge(self.fcst_.predict(h=horizon, X_df=x_df), on=["unique_id", "ds"])
+        point = np.clip(np.expm1(pred["m"].to_numpy(dtype=np.float64)), 0.0, None)
+        point[self._dead(history, future) | closed_rows(future)] = 0.0
+        out = future.copy()
+        out[TARGET] = point
+        return out
 
     def predict_quantiles(
         self, history: pd.DataFrame, future: pd.DataFrame, levels: Sequence[float]

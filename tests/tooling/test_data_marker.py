@@ -42,7 +42,9 @@ def _run(
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", ci)
-    return pytester.runpytest("-p", "no:cacheprovider", "-rA", f"--data-path={data_dir}")
+    # a process of its own: an in-process run snapshots and restores sys.modules, which races
+    # with any thread of an earlier test that imports lazily ("dictionary keys changed")
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", f"--data-path={data_dir}")
 
 
 @pytest.mark.parametrize("ci", [None, "false"])
