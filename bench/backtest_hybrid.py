@@ -4,7 +4,8 @@ baselines and the mlforecast LightGBM peer, in one run, with the shipped default
 The peer is the strongest recipe measured (``--peer strong``, the default: lags 1-7, 14, 21,
 28, rolling means 7/14/28/56 of lag 1, same-weekday means of 4 and 8 weeks, day of week, day,
 month, year, onpromotion and the national-holiday flag, 500 trees of 63 leaves at eta 0.05,
-the zero rule; bench/backtest_quantiles.py's ConformalPeer without intervals) or the seed's
+the zero rule, trained from the profile's train_start; bench/backtest_quantiles.py's make_peer
+without interval windows) or the seed's
 (``--peer seed``: lags 1/7/14, rolling means 7/14, 255 leaves).
 
 Usage:
@@ -26,12 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backtest_quantiles import ConformalPeer
+from backtest_quantiles import make_peer
 from backtest_xgboost import MLForecastPeer
 
 from retail_forecast.config import DataConfig, settings_for
 from retail_forecast.data_processing.dataset import build_dataset
-from retail_forecast.features.calendar import national_holiday_dates
 from retail_forecast.settings_profile import resolve_profile
 from retail_forecast.training.backtest import run_backtest, summary_table
 from retail_forecast.training.factories import model_factories, side_by_side_models
@@ -65,21 +65,9 @@ def main() -> None:
     built = build_dataset(args.data_dir, DataConfig())
     parallel = side_by_side_models(settings, ("xgboost", "lstm"))  # as `train` fits them
     factories = model_factories(settings, built.holidays, side_by_side=bool(parallel)).as_dict()
-    if not args.no_peer and args.peer == "strong":
-        factories["mlforecast_strong"] = lambda: ConformalPeer(  # type: ignore[assignment,return-value]
-            lgb.LGBMRegressor(
-                n_estimators=500,
-                learning_rate=0.05,
-                num_leaves=63,
-                n_jobs=2,
-                random_state=0,
-                verbose=-1,
-            ),
-            train_start="2015-01-01",
-            windows=0,
-            horizon=16,
-            holidays=national_holiday_dates(built.holidays),
-            dead_series_days=settings.xgboost.dead_series_days,
+    if not args.no_peer and args.peer == "strong":  # the recipe backtest_quantiles scores
+        factories["mlforecast_strong"] = lambda: make_peer(  # type: ignore[assignment,return-value]
+            settings, built, windows=0, trees=500
         )
     if not args.no_peer and args.peer == "seed":
         factories["mlforecast_lgbm"] = lambda: MLForecastPeer(  # type: ignore[assignment,return-value]
