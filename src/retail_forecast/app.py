@@ -36,7 +36,6 @@ from retail_forecast.api.runtime.middleware import (
 )
 from retail_forecast.api.schemas import ActualsRequest, PredictRequest, state_sales_bounds
 from retail_forecast.api.validation import actuals_window
-from retail_forecast.closed_days import is_closed_date
 from retail_forecast.config import Settings
 from retail_forecast.dashboard.routes import router as dashboard_router
 from retail_forecast.dashboard.session import DashboardSessionMiddleware
@@ -182,7 +181,7 @@ def load_and_warm(state: ServiceState, loader: PredictorLoader, *, freeze_gc: bo
 def warm_up(predictor: Predictor) -> None:
     """One prediction on a fixed row (first store and family, first open day)."""
     domain = predictor.domain
-    day = next(d for d in domain.window() if not is_closed_date(d))
+    day = next(d for d in domain.window() if not domain.closures.is_closed(d))
     row = pd.DataFrame(
         {
             DATE: pd.to_datetime([day]),

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from retail_forecast.closed_days import YearlyClosures, frame_yearly_closures
 from retail_forecast.errors import ArtifactError
 from retail_forecast.schema import DATE, FAMILY, PROMO, STORE
 from retail_forecast.utils.io import write_parquet_atomic
@@ -24,6 +25,9 @@ HISTORY_DAYS: Final = 120  # what serving keeps per series: >= every model's loo
 # Bundles written before the horizon was a setting record none; all of them forecast 16 days.
 # Reading old bundles is the one use of a horizon number outside the settings' default.
 LEGACY_HORIZON: Final = 16
+# Bundles written before yearly closures were learned from the data record none; every one of
+# them closed 25 December (then a code rule): reading them keeps their answers.
+LEGACY_YEARLY_CLOSURES: Final = ["12-25"]
 
 
 def recorded_horizon(meta: Mapping[str, Any], *, source: object = "bundle") -> int:
@@ -34,8 +38,19 @@ def recorded_horizon(meta: Mapping[str, Any], *, source: object = "bundle") -> i
     return value
 
 
+def recorded_closures(domain: Mapping[str, Any], *, source: object = "bundle") -> YearlyClosures:
+    """Return the yearly closures a bundle's domain records (:data:`LEGACY_YEARLY_CLOSURES`)."""
+    return YearlyClosures.from_json(
+        domain.get("yearly_closures", LEGACY_YEARLY_CLOSURES), source=source
+    )
+
+
 def serving_domain(sales: pd.DataFrame, horizon: int) -> dict[str, Any]:
-    """Return what requests may ask for, recorded in the manifest (promise 19)."""
+    """Return what requests may ask for, recorded in the manifest (promise 19).
+
+    ``yearly_closures``: the calendar days the history shows closed in every store, every year
+    (closed_days.py), which serving answers 0 with ``closed: true``.
+    """
     return {
         "stores": sorted(int(s) for s in sales[STORE].unique()),
         "families": sorted(str(f) for f in sales[FAMILY].unique()),
@@ -43,6 +58,7 @@ def serving_domain(sales: pd.DataFrame, horizon: int) -> dict[str, Any]:
         "history_end": str(sales[DATE].max().date()),
         "horizon": horizon,
         "onpromotion_max": int(sales[PROMO].max()),
+        "yearly_closures": frame_yearly_closures(sales).to_json(),
     }
 
 

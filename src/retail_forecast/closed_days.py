@@ -1,72 +1,141 @@
-"""Which days the stores are closed: the one definition of the closed-day rule.
+"""Which days the stores are closed: a data set's closures, the one definition every stage reads.
 
-Every stage asks here (filling the panel, features, models, the history store, the API), so
-the rule lives in the core, below all of them. On a closed day a store has no sales by
-convention: the panel fills it ``is_closed`` with sales 0, models answer 0 and the API answers
-``closed: true``.
+A closed day is ``is_closed`` in the canonical frame (schema.IS_CLOSED): an ``open`` 0 row, a
+``Closed`` row of the holidays table for the store's scope, or a day on which the whole chain
+has no row at all (data_processing/clean.py). Models answer 0 on it, the API ``closed: true``,
+and features carry the last open day's demand over it (a closure is not a demand of 0).
+
+Days after the history have no rows to say so; the closures a data set repeats every year (the
+same calendar day closed in every store, in every year its history covers, at least
+:data:`MIN_YEARS` times) are learned from the history (:func:`infer_yearly_closures`), recorded
+in the bundle and applied to the days to forecast (:class:`YearlyClosures`). Nothing here knows
+a date: a data set without such closures has none.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-CLOSED_MONTH_DAY: Final = (12, 25)
-"""(month, day) of the one yearly closure: every Favorita store is shut on 25 December.
+from retail_forecast.errors import ArtifactError
+from retail_forecast.schema import DATE, IS_CLOSED
 
-A fact of the development data set, not a law of retail: this constant is the one place a data
-set's own closures (an ``open`` flag, closed days in its holiday table) will replace.
-"""
+MIN_YEARS: Final = 2
+"""A calendar day is a yearly closure only when the history shows it closed at least this often."""
 
-_MONTH, _DAY = CLOSED_MONTH_DAY
+MonthDay = tuple[int, int]
 
 
-def is_closed_day(
-    dates: pd.DatetimeIndex | pd.Series | npt.NDArray[np.datetime64],
-) -> npt.NDArray[np.bool_]:
-    """Flag the closed days among ``dates`` (any time of day counts as its date).
+@dataclass(frozen=True)
+class YearlyClosures:
+    """Calendar days (month, day) on which every store of the data set is closed, every year."""
 
-    NumPy date arithmetic: no DatetimeIndex is built (serving calls this per request).
+    month_days: tuple[MonthDay, ...] = ()
+
+    def __post_init__(self) -> None:
+        for month, day in self.month_days:
+            try:
+                dt.date(2000, month, day)  # a leap year: 29 February is a calendar day
+            except (TypeError, ValueError):
+                raise ValueError(f"yearly closure {(month, day)!r} is no calendar day") from None
+
+    def __bool__(self) -> bool:
+        return bool(self.month_days)
+
+    def mask(
+        self, dates: pd.DatetimeIndex | pd.Series | npt.NDArray[np.datetime64]
+    ) -> npt.NDArray[np.bool_]:
+        """Flag the closed days among ``dates`` (any time of day counts as its date).
+
+        NumPy date arithmetic: no DatetimeIndex is built (serving calls this per request).
+        """
+        days = np.asarray(dates, dtype="datetime64[D]")
+        out = np.zeros(days.shape, dtype=np.bool_)
+        if not self.month_days:
+            return out
+        months = days.astype("datetime64[M]")
+        month = months.astype(np.int64) % 12 + 1  # months since 1970-01: January is 0
+        day = (days - months).astype(np.int64) + 1
+        for m, d in self.month_days:
+            out |= (month == m) & (day == d)
+        return out
+
+    def is_closed(self, day: dt.date | np.datetime64) -> bool:
+        """:meth:`mask` for one date (a ``date``, ``Timestamp`` or ``datetime64``).
+
+        Compares month and day directly: serving checks every day of every request, and the
+        array form on one date costs an order of magnitude more (NumPy's per-call overhead).
+        """
+        if not self.month_days:
+            return False
+        date = day.astype("datetime64[D]").item() if isinstance(day, np.datetime64) else day
+        return (date.month, date.day) in self.month_days
+
+    def to_json(self) -> list[str]:
+        """``["12-25", ...]``: how the bundle records them (manifest domain)."""
+        return [f"{m:02d}-{d:02d}" for m, d in self.month_days]
+
+    @classmethod
+    def from_json(cls, value: object, *, source: object = "bundle") -> YearlyClosures:
+        """Read :meth:`to_json`'s list; ArtifactError naming ``source`` if malformed."""
+        if not isinstance(value, list):
+            raise ArtifactError(f"{source}: yearly_closures must be a list, got {value!r}")
+        out: list[MonthDay] = []
+        for item in value:
+            try:
+                month, day = (int(part) for part in str(item).split("-"))
+                out.append((month, day))
+            except ValueError:
+                raise ArtifactError(
+                    f"{source}: yearly_closures item {item!r} is not MM-DD"
+                ) from None
+        try:
+            return cls(tuple(sorted(out)))
+        except ValueError as exc:
+            raise ArtifactError(f"{source}: {exc}") from None
+
+
+NO_YEARLY_CLOSURES: Final = YearlyClosures()
+
+
+def infer_yearly_closures(
+    chain_closed: npt.NDArray[np.bool_],
+    dates: pd.DatetimeIndex | npt.NDArray[np.datetime64],
+    *,
+    min_years: int = MIN_YEARS,
+) -> YearlyClosures:
+    """Return the calendar days closed in every year of ``dates`` that holds them.
+
+    ``chain_closed[k]``: every series is closed on ``dates[k]`` (dates are consecutive days).
+    A calendar day qualifies when the history holds it at least ``min_years`` times and every
+    one of them is closed chain-wide; a one-off closure (a storm, a strike) does not repeat.
     """
     days = np.asarray(dates, dtype="datetime64[D]")
+    if len(days) == 0:
+        return NO_YEARLY_CLOSURES
     months = days.astype("datetime64[M]")
-    in_month = months.astype(np.int64) % 12 == _MONTH - 1  # months since 1970-01: January is 0
-    return np.asarray(in_month & ((days - months).astype(np.int64) == _DAY - 1), dtype=np.bool_)
+    key = (months.astype(np.int64) % 12 + 1) * 100 + (days - months).astype(np.int64) + 1
+    seen = np.bincount(key, minlength=1300)
+    shut = np.bincount(key, weights=chain_closed.astype(np.float64), minlength=1300)
+    found = np.flatnonzero((seen >= min_years) & (shut == seen))
+    return YearlyClosures(tuple((int(k) // 100, int(k) % 100) for k in found))
 
 
-def is_closed_date(day: dt.date | np.datetime64) -> bool:
-    """:func:`is_closed_day` for one date (a ``date``, ``Timestamp`` or ``datetime64``).
-
-    Compares month and day directly: serving checks every day of every request, and the array
-    form on one date costs an order of magnitude more (NumPy's per-call overhead).
-    """
-    date = day.astype("datetime64[D]").item() if isinstance(day, np.datetime64) else day
-    return bool(date.month == _MONTH and date.day == _DAY)
+def frame_yearly_closures(sales: pd.DataFrame) -> YearlyClosures:
+    """:func:`infer_yearly_closures` of a canonical frame (every series has every day)."""
+    if len(sales) == 0:
+        return NO_YEARLY_CLOSURES
+    closed = sales.groupby(DATE, sort=True, observed=True)[IS_CLOSED].all()
+    return infer_yearly_closures(closed.to_numpy(dtype=np.bool_), closed.index.to_numpy())
 
 
 def closed_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
-    """Flag the closed rows of a frame of (store, day) rows: the date rule or its own flag.
-
-    A data set's own closures (an ``open`` 0 row, a Closed holiday for the store's scope) are
-    carried as an ``is_closed`` column (schema.IS_CLOSED); a frame without one has the rule only.
-    """
-    closed = is_closed_day(frame["date"].to_numpy())
-    if "is_closed" in frame.columns:
-        closed |= frame["is_closed"].to_numpy(dtype=np.bool_)
-    return closed
-
-
-def data_closures(
-    closed: npt.NDArray[np.bool_], dates: pd.DatetimeIndex | npt.NDArray[np.datetime64]
-) -> npt.NDArray[np.bool_]:
-    """Return the closed cells of a (series, day) mask that the date rule does not explain.
-
-    Features carry the last open day's demand over these (a closure is not a demand of 0); the
-    rule's own days keep the sales 0 they always had, so a panel without closures of its own
-    (the default, Favorita) has exactly the features it had before.
-    """
-    return np.asarray(closed & ~is_closed_day(np.asarray(dates))[None, :], dtype=np.bool_)
+    """Flag the closed rows of a frame: its ``is_closed`` column (none closed without one)."""
+    if IS_CLOSED in frame.columns:
+        return np.asarray(frame[IS_CLOSED].to_numpy(dtype=np.bool_), dtype=np.bool_)
+    return np.zeros(len(frame), dtype=np.bool_)

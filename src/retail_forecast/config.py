@@ -187,7 +187,7 @@ class LSTMConfig(Section):
     grad_clip: float = Field(default=1.0, gt=0)
     lr_decay: float = Field(default=1.0, gt=0, le=1)  # learning rate x lr_decay after every epoch
     day_of_month: bool = True  # day-of-month embedding (paydays): -0.007 RMSLE on F1
-    dead_series_days: int = Field(default=21, ge=0)  # zero sales this long before the origin -> 0
+    dead_series_days: int = Field(default=21, ge=0)  # no sale on its open days this long -> 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

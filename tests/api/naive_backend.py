@@ -2,7 +2,8 @@
 
 It keeps an in-memory canonical history, forecasts recursively (day d = day d-7, from history
 or from its own earlier forecasts), applies the zero rule to series dead for 21 days, checks
-the API's guarantees (no 25 Dec rows, complete prefixes) and appends actuals idempotently.
+the API's guarantees (yearly closures sent ``is_closed``, complete prefixes) and appends
+actuals idempotently. Its chain closes on 25 December (:data:`CLOSURES`, its domain's).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retail_forecast.closed_days import is_closed_date
+from retail_forecast.closed_days import YearlyClosures
 from retail_forecast.errors import ConflictError, DataValidationError
 from retail_forecast.inference.predictor import ServingDomain
 
@@ -25,6 +26,7 @@ SEASON = 7
 DEAD_DAYS = 21
 PROMO_UPLIFT = 0.05
 DEAD_SERIES = (3, "AUTOMOTIVE")
+CLOSURES = YearlyClosures(((12, 25),))
 
 
 def make_history(
@@ -114,6 +116,7 @@ class SeasonalNaivePredictor:
             history_end=self._history_end,
             horizon=16,
             onpromotion_cap=self._cap,
+            closures=CLOSURES,
         )
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
@@ -135,9 +138,14 @@ class SeasonalNaivePredictor:
             for i in order:
                 key = (int(rows.at[i, "store_nbr"]), str(rows.at[i, "family"]))
                 day = pd.Timestamp(rows.at[i, "date"]).date()
-                value, model = self._one(
-                    key, day, int(rows.at[i, "onpromotion"]), end, history, own
-                )
+                if CLOSURES.is_closed(day):  # the API sends it is_closed and answers it 0
+                    if "is_closed" not in rows.columns or not rows.at[i, "is_closed"]:
+                        raise DataValidationError("the API must send a yearly closure is_closed")
+                    value, model = 0.0, "hybrid"
+                else:
+                    value, model = self._one(
+                        key, day, int(rows.at[i, "onpromotion"]), end, history, own
+                    )
                 own[(*key, day)] = value
                 by_index[i] = (value, model)
             for i in rows.index:
@@ -156,8 +164,6 @@ class SeasonalNaivePredictor:
         history: dict[tuple[int, str], dict[dt.date, float]],
         own: dict[tuple[int, str, dt.date], float],
     ) -> tuple[float, str]:
-        if is_closed_date(day):
-            raise DataValidationError("the API must answer 25 December itself")
         series = history[key]
         recent = [series.get(end - dt.timedelta(days=k), 0.0) for k in range(DEAD_DAYS)]
         if max(recent) == 0.0:
@@ -165,7 +171,7 @@ class SeasonalNaivePredictor:
         source = day - dt.timedelta(days=SEASON)
         if source <= end:
             base = series.get(source, 0.0)
-        elif is_closed_date(source):
+        elif CLOSURES.is_closed(source):
             base = 0.0
         elif (*key, source) in own:
             base = own[(*key, source)]
@@ -196,7 +202,7 @@ class SeasonalNaivePredictor:
     def _advance_end(self) -> None:
         while True:
             nxt = self._history_end + dt.timedelta(days=1)
-            if is_closed_date(nxt):
+            if CLOSURES.is_closed(nxt):
                 for key in self._sales:
                     self._sales[key].setdefault(nxt, 0.0)
                     self._promo[key].setdefault(nxt, 0)

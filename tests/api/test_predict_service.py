@@ -42,7 +42,7 @@ def body(rows: list[dict[str, Any]]) -> bytes:
     return json.dumps({"rows": rows}).encode()
 
 
-def test_the_closed_day_is_answered_without_the_model() -> None:
+def test_a_yearly_closure_is_answered_closed_and_sent_to_the_model_as_closed() -> None:
     end = dt.date(2017, 12, 20)
     predictor = Recording(make_history(end=end))
     rows = series_rows(store=2, family="GROCERY I", days=7, end=end)
@@ -56,8 +56,10 @@ def test_the_closed_day_is_answered_without_the_model() -> None:
         "model": "closed",
         "closed": True,
     }
-    assert [len(seen) for seen in predictor.seen] == [6]
-    assert pd.Timestamp("2017-12-25") not in set(predictor.seen[0]["date"])
+    # the domain's yearly closure goes to the model flagged closed (the recursion must know)
+    assert [len(seen) for seen in predictor.seen] == [7]
+    sent = predictor.seen[0].set_index("date")["is_closed"]
+    assert sent.to_dict() == {d: d == pd.Timestamp("2017-12-25") for d in sent.index}
     assert all(p["model"] == "hybrid" for d, p in by_date.items() if d != "2017-12-25")
 
 

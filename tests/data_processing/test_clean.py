@@ -1,4 +1,4 @@
-"""Panel completion (Dec 25 closed, other gaps open) and the data fingerprint (promise 24)."""
+"""Panel completion (a day with no row anywhere closed, other gaps open) and the fingerprint."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 from retail_forecast.config import DataConfig
 from retail_forecast.data_processing.clean import complete_panel, fingerprint
 from retail_forecast.data_processing.dataset import build_dataset
+from retail_forecast.features.builder import panel_from_frame
 from retail_forecast.schema import CANONICAL_COLUMNS, SORT_KEYS
 
 
@@ -26,6 +27,33 @@ def test_dec25_is_filled_closed_and_the_panel_is_complete(tiny_kaggle) -> None:
     assert sales.loc[sales["date"] != "2016-12-25", "is_closed"].sum() == 0
     assert built.report.filled_closed_rows == 6
     assert built.report.filled_open_rows == 0
+
+
+def test_any_day_without_a_row_in_any_series_is_closed_and_carries_the_day_before(
+    tiny_kaggle,
+) -> None:
+    # no date is special: a day the whole chain has no row is closed, wherever it falls;
+    # a day one series lacks stays "open, sales 0"
+    tiny_kaggle.train = [
+        line
+        for line in tiny_kaggle.train
+        if ",2016-12-28," not in str(line) and ",2016-12-30,1,AUTOMOTIVE," not in str(line)
+    ]
+    built = build_dataset(tiny_kaggle.write(), DataConfig())
+    sales = built.sales
+    shut = set(sales.loc[sales["is_closed"], "date"].dt.strftime("%Y-%m-%d"))
+    assert shut == {"2016-12-25", "2016-12-28"}
+    assert built.report.filled_closed_rows == 12
+    assert built.report.filled_open_rows == 1
+    assert built.report.closures["chain_closed_dates"] == ["2016-12-25", "2016-12-28"]
+    assert built.report.closures["yearly"] == []  # each seen once: not learned as yearly
+    panel = panel_from_frame(sales)
+    day = {str(d.date()): k for k, d in enumerate(panel.dates)}
+    for closed, before in (("2016-12-25", "2016-12-24"), ("2016-12-28", "2016-12-27")):
+        np.testing.assert_array_equal(
+            panel.log_sales[:, day[closed]], panel.log_sales[:, day[before]]
+        )
+    assert (panel.log_sales[:, day["2016-12-24"]] > 0).any()
 
 
 def test_canonical_dtypes_order_and_index(tiny_kaggle) -> None:

@@ -56,13 +56,16 @@ def test_p36_gaps_are_reported_with_the_longest(
     assert report["usable"] is True
 
 
-def test_p36_plain_data_has_no_gap_and_the_closed_day_rule(
+def test_p36_plain_data_has_no_gap_and_its_chain_wide_closed_day(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     report = _validate_json(_write(tmp_path / "plain"), tmp_path, monkeypatch)
     assert report["gaps"] == {"series": 0, "missing_days": 0, "longest": None}
     closures = report["closures"]
-    assert closures["rule_dates"] == ["2016-12-25"]
+    # the generated chain has no row on 25 December: closed chain-wide, once (not yet yearly)
+    assert closures["chain_closed_dates"] == ["2016-12-25"]
+    assert closures["chain_closed_days"] == 1
+    assert closures["yearly"] == []
     assert closures["open_flag"] is False
     assert closures["holidays_closed_rows"] == 0
     assert closures["closed_store_days"] == SIZE["n_stores"]

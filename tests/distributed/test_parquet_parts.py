@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from retail_forecast.closed_days import YearlyClosures
 from retail_forecast.config import DataConfig, FeatureConfig, XGBoostConfig
 from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.data_processing.synthetic import SyntheticConfig, write_dataset
@@ -27,7 +29,10 @@ from retail_forecast.errors import DataValidationError
 from retail_forecast.schema import FAMILY, STORE
 
 CONFIG = XGBoostConfig(rounds=20, subsample=1.0, colsample_bytree=1.0, nthread=1)
-ITEMS = SyntheticConfig(n_stores=3, items_per_store=40, n_days=300, seed=2)  # 2 parts
+# 2 parts; two generated 25 Decembers (the chain closes then) to learn as a yearly closure
+ITEMS = SyntheticConfig(
+    n_stores=3, items_per_store=40, n_days=400, end_date=dt.date(2017, 1, 10), seed=2
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +89,9 @@ def test_parquet_path_gives_the_pandas_paths_training_rows(
     assert len(rows[0]) > 20_000
     pd.testing.assert_frame_equal(rows[0], rows[1])
     model.fit_parts(lazy)  # and the fit from parts predicts as the local recursion does
+    # the yearly closures learned across the workers' parts are the whole frame's
+    assert builder.yearly_closures == YearlyClosures(((12, 25),))
+    assert model.builder_.yearly_closures == builder.yearly_closures
     future = built.test.drop(columns=["is_closed"], errors="ignore").astype({FAMILY: str})
     got = model.predict_parts(lazy, future).sort_values("id")["sales"].to_numpy()
     expected = model.local_model().predict(built.sales, built.test)["sales"].to_numpy()

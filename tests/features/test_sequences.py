@@ -51,6 +51,7 @@ def _frame(n_days: int = 30) -> pd.DataFrame:
 
 def test_build_panel_scatters_rows_to_series_and_days() -> None:
     frame = _frame().sample(frac=1.0, random_state=0)  # order must not matter
+    frame[IS_CLOSED] = frame[DATE] == "2016-12-25"  # the chain closed (the frame says so)
     panel = build_panel(frame, stores=STORES, families=FAMILIES)
     assert panel.log_sales.shape == (4, 30)
     assert panel.calendar.shape == (30, 4)

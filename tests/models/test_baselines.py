@@ -27,6 +27,7 @@ def _frame() -> tuple[pd.DataFrame, pd.DataFrame]:
             "store_nbr": np.int64(1),
             "family": pd.Categorical(["A"] * 9),
             "onpromotion": np.int64(0),
+            "is_closed": np.arange(9) == 0,  # 25 December closed, as the data marks it
         }
     )
     return history, future

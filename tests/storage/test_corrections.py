@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from retail_forecast.closed_days import YearlyClosures
 from retail_forecast.errors import ConflictError
 from retail_forecast.schema import CANONICAL_COLUMNS, DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 from retail_forecast.storage import (
@@ -24,6 +25,8 @@ END = pd.Timestamp("2016-12-24")  # the window holds 25 December once a later da
 SERIES = [(1, "BEVERAGES"), (2, "BEVERAGES")]
 N_DAYS = 7
 
+CHRISTMAS = YearlyClosures(((12, 25),))
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[HistoryStore]:
@@ -36,6 +39,7 @@ def store(tmp_path: Path) -> Iterator[HistoryStore]:
     with HistoryStore.from_frame(
         frame[list(CANONICAL_COLUMNS)], n_days=N_DAYS, db_path=tmp_path / "h.sqlite"
     ) as opened:
+        opened.closures = CHRISTMAS  # a bundle whose history closed every 25 December
         yield opened
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retail_forecast.closed_days import YearlyClosures
 from retail_forecast.errors import (
     ConflictError,
     DataValidationError,
@@ -181,10 +182,11 @@ def test_gap_after_history_end_is_rejected(store: HistoryStore, days: list[str])
     assert store.snapshot() is snap
 
 
-def test_christmas_is_filled_as_closed_when_a_later_day_arrives(db_path: Path) -> None:
+def test_a_yearly_closure_is_filled_as_closed_when_a_later_day_arrives(db_path: Path) -> None:
     with HistoryStore.from_frame(
         make_sales("2016-12-01", "2016-12-24"), n_days=7, db_path=db_path
     ) as store:
+        store.closures = YearlyClosures(((12, 25),))  # as the bundle's loader sets it
         store.append_actuals(_rows(_day("2016-12-25"), [(1, "AUTOMOTIVE")]))  # one store opened
         assert store.history_end == pd.Timestamp("2016-12-24")  # 25 Dec alone stays pending
         result = store.append_actuals(_rows(_day("2016-12-26")))
@@ -202,6 +204,15 @@ def test_christmas_is_filled_as_closed_when_a_later_day_arrives(db_path: Path) -
     assert (others[PROMO] == 0).all()
     with HistoryStore.open(db_path) as reopened:
         pd.testing.assert_frame_equal(reopened.to_frame(), frame)
+
+
+def test_without_yearly_closures_a_skipped_day_is_a_gap(db_path: Path) -> None:
+    with HistoryStore.from_frame(
+        make_sales("2016-12-01", "2016-12-24"), n_days=7, db_path=db_path
+    ) as store:
+        with pytest.raises(DataValidationError, match=r"\['2016-12-25'\] have none"):
+            store.append_actuals(_rows(_day("2016-12-26")))
+        assert store.history_end == pd.Timestamp("2016-12-24")
 
 
 @pytest.mark.parametrize(

@@ -101,8 +101,8 @@ def explanation_tails(
 ) -> list[str]:
     """``, "explanation": {...}`` per row of a batch (``models``: its rows' labels), in order.
 
-    ``rows``: the frame the predictor was given for the batch (every row but the date-rule
-    closed days, whose closures and promotions steer the recursion), at batch ``positions``.
+    ``rows``: the frame the predictor was given for the batch (every row: closures and
+    promotions steer the recursion), at batch ``positions``.
     Rows no model answered (closed, zero rule) get the reason instead of contributions.
     """
     found: dict[int, RowExplanation] = {}

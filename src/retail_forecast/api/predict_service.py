@@ -39,7 +39,6 @@ from retail_forecast.api.validation import (
     raise_if_any,
     validate_types,
 )
-from retail_forecast.closed_days import is_closed_date
 from retail_forecast.features.calendar import from_ordinals
 from retail_forecast.features.keys import family_dtype
 from retail_forecast.inference.postprocess import checked_frame
@@ -181,7 +180,7 @@ def answer_validated(
     call over the points just forecast (:func:`quantile_batches`); the explanations of a
     request that asks for them come from its own TreeSHAP call (:func:`_explanations`).
     """
-    forecasts = forecast_batches(batches, predictor, families=domain.families)
+    forecasts = forecast_batches(batches, predictor, domain=domain)
     bands = quantile_batches(batches, forecasts, served_calibration(predictor), domain)
     version = predictor.model_version
     answered = dt.datetime.now(dt.UTC)
@@ -216,7 +215,7 @@ def quantile_batches(
 
     The levels are the union of the requests' (each request then takes its own columns, in
     its order); the horizon day is ``date - history_end`` of the request's domain snapshot;
-    closed (date rule or ``open`` 0) and zero-rule rows are 0 at every level.
+    closed (a yearly closure or ``open`` 0) and zero-rule rows are 0 at every level.
     """
     out: list[Bands | None] = [None] * len(batches)
     wanted = [i for i, batch in enumerate(batches) if batch.levels]
@@ -247,9 +246,9 @@ def _explanations(
     """Return the rows' ``"explanation"`` tails when the request asks for them, else None."""
     if not batch.explain:
         return None
-    sent = [k for k, day in enumerate(batch.date) if not is_closed_date(day)]
-    frame = model_rows([(batch, k) for k in sent], domain.families)
-    return explanation_tails(models, sent, frame, predictor, domain)
+    positions = list(range(len(batch.date)))
+    frame = model_rows([(batch, k) for k in positions], domain)
+    return explanation_tails(models, positions, frame, predictor, domain)
 
 
 def _logged_quantiles(
@@ -262,42 +261,41 @@ def _logged_quantiles(
 
 
 def forecast_batches(
-    batches: Sequence[RowBatch], predictor: Predictor, *, families: Sequence[str]
+    batches: Sequence[RowBatch], predictor: Predictor, *, domain: ServingDomain
 ) -> list[tuple[list[float], list[str]]]:
-    """Give closed days 0 here and send every other row of all ``batches`` in one call.
+    """Send every row of all ``batches`` in one call; closed days are answered 0 here.
 
-    A date-rule day (25 December) is not sent; a row with ``open`` 0 is sent with ``is_closed``
-    True, so the recursion reads it as a closure (not a demand of 0) on the series' later days,
-    as the batch forecast does, and is answered 0 with the model "closed" here, whatever the
-    predictor gives it. ``families``: the serving domain's (the request's snapshot: not read
-    again here). Returns (sales, model) lists per batch, in its row order.
+    A closed row (``open`` 0, or one of the bundle's yearly closures) is sent with
+    ``is_closed`` True, so the recursion reads it as a closure (not a demand of 0) on the
+    series' later days, as the batch forecast does, and is answered 0 with the model "closed"
+    here, whatever the predictor gives it. ``domain``: the request's snapshot (not read again
+    here). Returns (sales, model) lists per batch, in its row order.
     """
-    sent = [[k for k, day in enumerate(batch.date) if not is_closed_date(day)] for batch in batches]
     results = [([0.0] * len(batch.date), ["closed"] * len(batch.date)) for batch in batches]
-    n_sent = sum(len(positions) for positions in sent)
-    if not n_sent:
+    picked = [(batch, k) for batch in batches for k in range(len(batch.date))]
+    if not picked:
         return results
-    picked = [(batch, k) for batch, positions in zip(batches, sent, strict=True) for k in positions]
-    sales, labels = checked_frame(predictor.predict(model_rows(picked, families)), n_sent)
+    frame = model_rows(picked, domain)
+    sales, labels = checked_frame(predictor.predict(frame), len(picked))
     predicted: list[float] = sales.tolist()
     model_col: list[str] = labels.tolist()
+    closed = frame[IS_CLOSED].tolist() if IS_CLOSED in frame.columns else [False] * len(picked)
     j = 0
-    for batch, (batch_sales, batch_models), positions in zip(batches, results, sent, strict=True):
-        closed = batch.closed
-        for k in positions:
-            if not closed[k]:  # a closed row keeps its 0 and "closed"
+    for batch, (batch_sales, batch_models) in zip(batches, results, strict=True):
+        for k in range(len(batch.date)):
+            if not closed[j]:  # a closed row keeps its 0 and "closed"
                 batch_sales[k], batch_models[k] = predicted[j], model_col[j]
             j += 1
     return results
 
 
-def model_rows(picked: Sequence[tuple[RowBatch, int]], families: Sequence[str]) -> pd.DataFrame:
+def model_rows(picked: Sequence[tuple[RowBatch, int]], domain: ServingDomain) -> pd.DataFrame:
     """Build the predictor's input frame (canonical dtypes): row ``k`` of each picked batch.
 
-    The ``is_closed`` column is added only when a row says ``open`` 0, so a request without
-    closures reaches the models exactly as before.
+    The ``is_closed`` column is added only when a row is closed (``open`` 0 or a yearly
+    closure of the bundle), so a request without closures reaches the models as it is.
     """
-    dtype, code = family_dtype(tuple(families))  # validated: every family is known
+    dtype, code = family_dtype(domain.families)  # validated: every family is known
     frame = pd.DataFrame(
         {
             DATE: from_ordinals([batch.date[k].toordinal() for batch, k in picked]),
@@ -308,7 +306,10 @@ def model_rows(picked: Sequence[tuple[RowBatch, int]], families: Sequence[str]) 
             PROMO: np.array([batch.onpromotion[k] for batch, k in picked], dtype=np.int64),
         }
     )
-    closed = np.array([batch.closed[k] for batch, k in picked], dtype=np.bool_)
+    yearly = domain.closures
+    closed = np.array(
+        [batch.closed[k] or yearly.is_closed(batch.date[k]) for batch, k in picked], dtype=np.bool_
+    )
     if closed.any():
         frame[IS_CLOSED] = closed
     return frame

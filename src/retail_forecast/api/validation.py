@@ -11,7 +11,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from retail_forecast.api.errors import ApiError, error_item, safe_loc_part
 from retail_forecast.api.schemas import OPEN_VALUES, ActualsRow, PredictRow
-from retail_forecast.closed_days import is_closed_date
 from retail_forecast.inference.predictor import ServingDomain
 from retail_forecast.storage.plausibility import MAX_SALES, RefusedRowsError
 
@@ -288,7 +287,7 @@ def check_duplicates(batch: RowBatch, problems: Problems) -> None:
 
 
 def check_horizon_prefix(batch: RowBatch, domain: ServingDomain, problems: Problems) -> None:
-    """Require every earlier window day (bar 25 Dec) of a series asked for day d.
+    """Require every earlier window day (bar the yearly closures) of a series asked for day d.
 
     Their promotions drive the recursive forecast; guessing them silently would be wrong. A day
     the data set closes is sent too, with ``open`` 0: the recursion must know it is a closure.
@@ -298,7 +297,7 @@ def check_horizon_prefix(batch: RowBatch, domain: ServingDomain, problems: Probl
     for k in range(len(batch.index)):
         if first <= batch.date[k] <= last:
             dates[(batch.store_nbr[k], batch.family[k])].add(batch.date[k])
-    window = [d for d in domain.window() if not is_closed_date(d)]
+    window = [d for d in domain.window() if not domain.closures.is_closed(d)]
     count = 0
     for (store, family), present in dates.items():
         latest = max(present)

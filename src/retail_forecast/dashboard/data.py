@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.api.errors import ApiError
-from retail_forecast.closed_days import is_closed_date
 from retail_forecast.inference.predictor import (
     MonitoringSource,
     Predictor,
@@ -94,7 +93,9 @@ def series_days(
         sales=[round(float(v), 4) for v in frame[TARGET].to_numpy(dtype=np.float64)],
         onpromotion=[int(v) for v in promo],
         closed=[bool(v) for v in frame[IS_CLOSED].to_numpy(dtype=np.bool_)],
-        window=[{"date": d.isoformat(), "closed": is_closed_date(d)} for d in domain.window()],
+        window=[
+            {"date": d.isoformat(), "closed": domain.closures.is_closed(d)} for d in domain.window()
+        ],
         promo_value=max(1, min(promo_value, domain.onpromotion_cap)),
     )
 

@@ -1,15 +1,15 @@
 """Complete the daily panel into the canonical sales frame; fingerprint frames.
 
 Filling rules (every series gets every day from the first to the last date of the data):
-- a missing closed day (:mod:`retail_forecast.closed_days`: 25 December, when the stores are
-  closed and the Kaggle file has no rows) becomes ``sales 0, onpromotion 0, is_closed True``;
+- a day on which no series has a row at all (the whole chain closed: the Kaggle Favorita file
+  has no 25 December) becomes ``sales 0, onpromotion 0, is_closed True`` for every series;
 - a day the data set closes itself (a row with ``open`` 0, or a ``Closed`` row of the holidays
   table for the store's scope: :func:`~retail_forecast.data_processing.panel_shape.closed_matrix`)
   is ``is_closed True`` whether its row is there or not (an absent one gets sales 0);
 - any other missing day (a series that starts late, a quarantined row) becomes
   ``sales 0, onpromotion 0, is_closed False``, since in this data an absent row means no sales.
   Their count is reported (``filled_open_rows``) so a large number is visible.
-Without an ``open`` column and Closed holidays rows the frame is the one of the date rule alone.
+Without an ``open`` column and Closed holidays rows the chain-wide days are the only closures.
 A series is a (store_nbr, family) pair with at least one valid row.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.closed_days import is_closed_day
+from retail_forecast.closed_days import NO_YEARLY_CLOSURES, YearlyClosures
 from retail_forecast.data_processing.panel_shape import OPEN, closed_matrix
 from retail_forecast.schema import (
     CANONICAL_COLUMNS,
@@ -99,8 +99,9 @@ def complete_panel(
     promo[pos] = rows[PROMO].to_numpy(dtype=np.int64)
     observed[pos] = True
     days = np.arange(first, last + 1, dtype=np.int64).astype("datetime64[D]")
-    closed_rows = np.tile(is_closed_day(days), len(series))
-    is_closed = ~observed & closed_rows
+    chain_shut = np.bincount(day - first, minlength=n_days) == 0  # no row in any series
+    closed_rows = np.tile(chain_shut, len(series))
+    is_closed = closed_rows.copy()
     store_of = series // n_fam + store_min
     own = _own_closures(rows, pos, size, store_of, (first, n_days), holidays, stores)
     if own is not None:
@@ -149,20 +150,22 @@ def _own_closures(
         own = np.zeros(size, dtype=bool)
         own[pos] = rows[OPEN].to_numpy() == 0
     shut = closed_matrix(store_of, first, n_days, holidays=holidays, store_table=stores)
-    days = np.arange(first, first + n_days, dtype=np.int64).astype("datetime64[D]")
-    shut &= ~is_closed_day(days)[None, :]  # the rule's days are the rule's (missing rows only)
     if shut.any():
         own = shut.reshape(-1) if own is None else own | shut.reshape(-1)
     return own
 
 
 def mark_future_closures(
-    test: pd.DataFrame, *, holidays: pd.DataFrame | None, stores: pd.DataFrame | None
+    test: pd.DataFrame,
+    *,
+    holidays: pd.DataFrame | None,
+    stores: pd.DataFrame | None,
+    yearly: YearlyClosures = NO_YEARLY_CLOSURES,
 ) -> pd.DataFrame:
-    """Add ``is_closed`` to the rows to forecast when the data closes some of them itself.
+    """Add ``is_closed`` to the rows to forecast when the data closes some of them.
 
-    An ``open`` 0 row or a Closed holidays row for the store's scope closes it; a test table
-    with neither is returned as it is (the models then apply the date rule alone).
+    An ``open`` 0 row, a Closed holidays row for the store's scope or one of the history's
+    ``yearly`` closures closes it; a test table with none of them is returned as it is.
     """
     if len(test) == 0:
         return test
@@ -172,7 +175,7 @@ def mark_future_closures(
     shut = closed_matrix(
         store, first, int(day.max()) - first + 1, holidays=holidays, store_table=stores
     )
-    closed = shut[np.arange(len(test)), day - first] & ~is_closed_day(test[DATE].to_numpy())
+    closed = shut[np.arange(len(test)), day - first] | yearly.mask(test[DATE].to_numpy())
     if OPEN in test.columns:
         closed |= test[OPEN].to_numpy() == 0
     elif not closed.any():

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import frame_yearly_closures
 from retail_forecast.config import DataConfig, ForecastConfig
 from retail_forecast.data_processing.clean import (
     complete_panel,
@@ -155,6 +156,7 @@ def _shape_report(
     closed = closed_matrix(
         np.unique(panel.store), first, n_days, holidays=holidays, store_table=frames.get("stores")
     )
+    closed |= (np.bincount(panel.day - first, minlength=n_days) == 0)[None, :]  # chain-wide
     report.gaps = gap_summary(panel, closed, first)
     report.closures = closure_summary(
         frames["train"], frames.get("test"), holidays=holidays, first=first, n_days=n_days
@@ -197,12 +199,15 @@ def build_dataset(
         report.first_date = str(sales[DATE].min().date())
         report.last_date = str(sales[DATE].max().date())
     report.fingerprint = fingerprint(sales)
+    yearly = frame_yearly_closures(sales)
+    if report.closures:
+        report.closures["yearly"] = yearly.to_json()
     if strict and not report.is_usable:
         raise DataValidationError("data unusable: " + "; ".join(report.errors))
     test = frames.get("test")
     if test is not None:
         test = mark_future_closures(
-            test, holidays=frames.get("holidays"), stores=frames.get("stores")
+            test, holidays=frames.get("holidays"), stores=frames.get("stores"), yearly=yearly
         )
         test = test[[c for c in (ID, DATE, STORE, FAMILY, PROMO, IS_CLOSED) if c in test.columns]]
     return BuiltDataset(

@@ -5,7 +5,7 @@ fills any day, so that a panel that is not daily is refused instead of being exp
 filled days (a weekly panel would become six filled days per real one), and so the report can
 say which missing days are gaps (no row, no reason) and which are known closures:
 
-- the closed-day rule (:mod:`retail_forecast.closed_days`: 25 December);
+- days on which the whole chain has no row (:mod:`retail_forecast.closed_days`);
 - an ``open`` column in train.csv/test.csv (:data:`OPEN`: 1 open, 0 closed);
 - rows of type ``Closed`` (:data:`CLOSED_TYPE`) in holidays_events.csv, scoped by their locale:
   ``National`` every store, ``Regional`` the stores whose ``state`` is ``locale_name``,
@@ -23,7 +23,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.closed_days import is_closed_day
 from retail_forecast.errors import DataValidationError
 from retail_forecast.schema import DATE, FAMILY, STORE
 
@@ -33,6 +32,7 @@ CLOSED_TYPE: Final = "Closed"
 # above this are lumped together (a series with such a mode has too few rows to call).
 MAX_SPACING: Final = 31
 SPACING_NAMES: Final = {7: "weekly", 14: "fortnightly", 28: "four-weekly"}
+MAX_DATES_LISTED: Final = 50  # chain-wide closed dates listed in the report (all are counted)
 IntArray = npt.NDArray[np.int64]
 
 
@@ -125,9 +125,8 @@ def closed_matrix(
     holidays: pd.DataFrame | None,
     store_table: pd.DataFrame | None,
 ) -> npt.NDArray[np.bool_]:
-    """Flag stores x days (from day ``first``) closed by the rule or a Closed holidays row."""
-    days = np.arange(first, first + n_days, dtype=np.int64).astype("datetime64[D]")
-    closed = np.tile(is_closed_day(days), (len(stores), 1))
+    """Flag stores x days (from day ``first``) closed by a Closed holidays row."""
+    closed = np.zeros((len(stores), n_days), dtype=np.bool_)
     rows = closed_rows(holidays)
     offsets = pd.to_datetime(rows[DATE]).to_numpy(dtype="datetime64[D]").astype(np.int64) - first
     for at, locale, name in zip(offsets, rows["locale"], rows["locale_name"], strict=True):
@@ -196,13 +195,14 @@ def closure_summary(
     first: int,
     n_days: int,
 ) -> dict[str, Any]:
-    """Count closed days: the closed-day rule, the open flag, the Closed holidays rows."""
-    days = np.arange(first, first + n_days, dtype=np.int64).astype("datetime64[D]")
-    rule = days[is_closed_day(days)]
+    """Count closed days: chain-wide (no row at all), the open flag, the Closed holidays rows."""
+    seen = np.zeros(n_days, dtype=np.bool_)
+    seen[train[DATE].to_numpy(dtype="datetime64[D]").astype(np.int64) - first] = True
+    chain = (np.flatnonzero(~seen) + first).astype("datetime64[D]")
     closed = closed_rows(holidays)
     out: dict[str, Any] = {
-        "rule_days": len(rule),
-        "rule_dates": [str(d) for d in rule],
+        "chain_closed_days": len(chain),
+        "chain_closed_dates": [str(d) for d in chain[:MAX_DATES_LISTED]],
         "open_flag": OPEN in train.columns,
         "open_flag_closed_rows": 0,
         "open_flag_closed_dates": 0,

@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from retail_forecast.closed_days import is_closed_day
+from retail_forecast.closed_days import YearlyClosures
 from retail_forecast.config import ForecastConfig
 from retail_forecast.data_processing import synthetic_calendar as cal
 from retail_forecast.data_processing import synthetic_shapes as shapes
@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 FRAME_NAMES = ("train", "test", "stores", "oil", "holidays_events", "transactions")
+# The generated chain closes every store on 25 December, as the Kaggle file it imitates does
+# (no rows that day): a trait of this generator's data, which the product learns from the files
+# (closed_days.infer_yearly_closures), not a rule of the product.
+GENERATED_CLOSURES = YearlyClosures(((12, 25),))
 # Panel-shape fields (synthetic_shapes): left out of synthetic_config.json while at their
 # default, so the default data set's files stay byte-identical to before they existed.
 SHAPE_FIELDS = (
@@ -64,7 +68,9 @@ class SyntheticConfig(BaseModel):
     n_stores: int = Field(default=10, ge=1, le=999)
     n_families: int = Field(default=33, ge=1, le=len(FAMILY_TABLE))
     n_days: int = Field(
-        default=730, ge=1, description="Distinct train dates (closed days, 25 December, excluded)."
+        default=730,
+        ge=1,
+        description="Distinct train dates (the generated chain's 25 December excluded).",
     )
     end_date: dt.date = dt.date(2017, 8, 15)
     seed: int = Field(default=0, ge=0)
@@ -124,14 +130,14 @@ def _calendar(config: SyntheticConfig) -> tuple[pd.DatetimeIndex, npt.NDArray[np
     periods = config.n_days + config.n_days // 365 + 2
     if config.start_date is not None:
         run = pd.date_range(start=pd.Timestamp(config.start_date), periods=periods)
-        run = run[~is_closed_day(run)][: config.n_days]
+        run = run[~GENERATED_CLOSURES.mask(run)][: config.n_days]
         end = run[-1]
     else:
         end = pd.Timestamp(config.end_date)
         run = pd.date_range(end=end, periods=periods)
-        run = run[~is_closed_day(run)][-config.n_days :]
+        run = run[~GENERATED_CLOSURES.mask(run)][-config.n_days :]
     days = pd.date_range(run[0], end + pd.Timedelta(days=config.horizon))
-    is_train = np.asarray((days <= end) & ~is_closed_day(days))
+    is_train = np.asarray((days <= end) & ~GENERATED_CLOSURES.mask(days))
     return days, is_train
 
 

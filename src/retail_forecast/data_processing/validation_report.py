@@ -47,7 +47,7 @@ class ValidationReport:
     filled_open_rows: int = 0
     fingerprint: str | None = None
     # panel_shape: missing days inside series' histories that no closure explains, and the
-    # closed days found (the closed-day rule, an open flag, Closed rows of the holidays table)
+    # closed days found (no row in the whole chain, an open flag, Closed rows of the holidays table)
     gaps: dict[str, Any] = field(default_factory=dict)
     closures: dict[str, Any] = field(default_factory=dict)
 
@@ -138,7 +138,9 @@ def closure_text(closures: dict[str, Any]) -> str:
     """One line for the closed days a report found."""
     if not closures:
         return "none"
-    parts = [f"{closures['rule_days']} closed-day-rule dates"]
+    parts = [f"{closures['chain_closed_days']} dates with no row in any series (closed)"]
+    if closures.get("yearly"):
+        parts.append("closed every year: " + ", ".join(closures["yearly"]))
     if closures.get("open_flag"):
         parts.append(
             f"open flag: {closures['open_flag_closed_rows']:,} closed rows on "

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from retail_forecast.closed_days import infer_yearly_closures
 from retail_forecast.config import FeatureConfig, XGBoostConfig
 from retail_forecast.distributed.cluster import DaskEngine, guarded
 from retail_forecast.distributed.parquet_input import (
@@ -38,7 +39,7 @@ from retail_forecast.errors import UnknownSeriesError
 from retail_forecast.features.builder import FeatureBuilder, Panel, panel_from_frame
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.xgboost import FloatArray, XGBForecaster
-from retail_forecast.schema import DATE, FAMILY, ID, STORE, TARGET
+from retail_forecast.schema import DATE, FAMILY, ID, IS_CLOSED, STORE, TARGET
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -96,7 +97,11 @@ class DaskXGBForecaster(XGBForecaster):
             keys = partition_keys(frame)
             check_whole_series(keys)
             _, last = check_span(frame)
-            self._fit_frame(frame, self.feature_builder(keys), last)
+            # every series closed that day: the least is_closed of the day is 1
+            flags = frame.assign(**{IS_CLOSED: frame[IS_CLOSED].astype("int8")})
+            shut = flags.groupby(DATE)[IS_CLOSED].min().compute().sort_index()
+            yearly = infer_yearly_closures(shut.to_numpy() == 1, shut.index.to_numpy())
+            self._fit_frame(frame, self.feature_builder(keys, yearly_closures=yearly), last)
         return self
 
     def _fit_frame(

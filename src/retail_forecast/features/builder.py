@@ -29,7 +29,8 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import ValidationError
 
-from retail_forecast.closed_days import data_closures
+from retail_forecast.bundle_contents import LEGACY_YEARLY_CLOSURES
+from retail_forecast.closed_days import NO_YEARLY_CLOSURES, YearlyClosures, frame_yearly_closures
 from retail_forecast.config import FEATURE_PRESETS, FeatureConfig
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.calendar import calendar_columns, extra_calendar_columns
@@ -206,7 +207,7 @@ def panel_from_frame(frame: pd.DataFrame) -> Panel:
     return Panel(
         keys=keys,
         dates=dates,
-        log_sales=carry_over_closures(np.log1p(sales), data_closures(closed, dates.to_numpy())),
+        log_sales=carry_over_closures(np.log1p(sales), closed),
         promo=frame[PROMO].to_numpy(dtype=np.float64).reshape(n_series, n_days),
         closed=closed,
         sales=sales,
@@ -238,6 +239,18 @@ def carry_over_closures(log_sales: FloatArray, closed: npt.NDArray[np.bool_]) ->
     return log_sales
 
 
+def silent_series(sales: FloatArray, closed: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Flag the series of a (series, day) window open on some day and selling on none.
+
+    A closed day is not a day without demand: a series closed on every day of the window (a
+    store shut for a refurbishment before it opens again) is not judged dead. Every model and
+    the blend apply this one rule.
+    """
+    is_open = ~closed
+    sold = np.nan_to_num(sales) > 0
+    return np.asarray(is_open.any(axis=1) & ~(sold & is_open).any(axis=1), dtype=np.bool_)
+
+
 def is_series_sorted(frame: pd.DataFrame) -> bool:
     """Whether the rows are ordered by store, family (its sorted order), then date."""
     family = frame[FAMILY]
@@ -262,23 +275,59 @@ class FeatureBuilder:
         stores: Sequence[int],
         families: Sequence[str],
         holiday_dates: Sequence[str] = (),
+        yearly_closures: YearlyClosures = NO_YEARLY_CLOSURES,
     ):
         self.spec = spec
         self.stores = [int(s) for s in stores]
         self.families = [str(f) for f in families]
         self.holiday_dates = [str(d) for d in holiday_dates]
+        # Days the whole chain closes every year read as sales 0 in the history columns, where
+        # every other closure carries the last open day (bench/RESULTS.md, closures: carrying it
+        # over them too was worse on the real data)
+        self.yearly_closures = yearly_closures
         self._store_positions = {store: i for i, store in enumerate(self.stores)}
         self._names = tuple(spec.feature_names)  # the matrix columns, in order
         self._day_calendars: dict[pd.Timestamp, dict[str, FloatArray]] = {}
 
     @classmethod
     def from_frame(
-        cls, frame: pd.DataFrame, spec: FeatureSpec, *, holiday_dates: Sequence[str] = ()
+        cls,
+        frame: pd.DataFrame,
+        spec: FeatureSpec,
+        *,
+        holiday_dates: Sequence[str] = (),
+        yearly_closures: YearlyClosures | None = None,
     ) -> FeatureBuilder:
-        """Learn the category vocabularies (sorted) from a sales frame."""
+        """Learn the category vocabularies (sorted) and the yearly closures from a sales frame.
+
+        ``yearly_closures``: given when ``frame`` holds no ``is_closed`` (or only a part of the
+        history); by default learned from ``frame`` (closed_days.frame_yearly_closures).
+        """
         stores = sorted({int(s) for s in frame[STORE].unique()})
         families = sorted({str(f) for f in frame[FAMILY].unique()})
-        return cls(spec, stores=stores, families=families, holiday_dates=holiday_dates)
+        if yearly_closures is None:
+            yearly_closures = (
+                frame_yearly_closures(frame) if IS_CLOSED in frame else NO_YEARLY_CLOSURES
+            )
+        return cls(
+            spec,
+            stores=stores,
+            families=families,
+            holiday_dates=holiday_dates,
+            yearly_closures=yearly_closures,
+        )
+
+    def history_log_sales(self, log_sales: FloatArray, dates: pd.DatetimeIndex) -> FloatArray:
+        """``log_sales`` (series x ``dates``) as the history columns read them.
+
+        A yearly closure reads 0 (a copy is made only when ``dates`` hold one).
+        """
+        yearly = self.yearly_closures.mask(dates.to_numpy())
+        if not yearly.any():
+            return log_sales
+        out = log_sales.copy()
+        out[:, yearly] = 0.0
+        return out
 
     def _calendar(self, dates: pd.DatetimeIndex) -> dict[str, FloatArray]:
         names = self.spec.date_features
@@ -333,7 +382,7 @@ class FeatureBuilder:
 
     def _history(self, panel: Panel) -> dict[str, FloatArray]:
         """Compute the sales-history columns for every day of the panel."""
-        spec, y = self.spec, panel.log_sales
+        spec, y = self.spec, self.history_log_sales(panel.log_sales, panel.dates)
         cols: dict[str, FloatArray] = {}
         for lag in spec.lags:
             cols[f"lag_{lag}"] = shift_days(y, lag)
@@ -403,6 +452,7 @@ class FeatureBuilder:
             "feature_types": self.spec.feature_types,
             "categories": {STORE: self.stores, FAMILY: self.families},
             "holiday_dates": self.holiday_dates,
+            "yearly_closures": self.yearly_closures.to_json(),
             "target_transform": "log1p",
         }
 
@@ -414,6 +464,11 @@ class FeatureBuilder:
             stores=data["categories"][STORE],
             families=data["categories"][FAMILY],
             holiday_dates=data.get("holiday_dates", ()),
+            # builders saved before the closures were learned read 25 December as 0 (a code
+            # rule then): bundle_contents.LEGACY_YEARLY_CLOSURES
+            yearly_closures=YearlyClosures.from_json(
+                data.get("yearly_closures", LEGACY_YEARLY_CLOSURES), source="preprocessor"
+            ),
         )
         if builder.feature_names != list(data["feature_names"]):
             raise DataValidationError("preprocessor feature list does not match its spec")

@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.closed_days import is_closed_day
 from retail_forecast.errors import DataValidationError
+from retail_forecast.features.builder import silent_series
 from retail_forecast.features.calendar import calendar_columns
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 
@@ -121,7 +121,7 @@ def build_panel(
     log_sales[row, col] = np.log1p(np.clip(frame[TARGET].to_numpy(dtype=np.float64), 0, None))
     promo = np.zeros(shape)
     promo[row, col] = frame[PROMO].to_numpy(dtype=np.float64)
-    closed = np.broadcast_to(is_closed_day(dates), shape).copy()
+    closed = np.zeros(shape, dtype=np.bool_)
     if IS_CLOSED in frame.columns:
         closed[row, col] |= frame[IS_CLOSED].to_numpy(dtype=bool)
     return SeriesPanel(
@@ -227,6 +227,11 @@ def recent_sales(panel: SeriesPanel, days: int) -> BoolArray:
     csum = np.concatenate([np.zeros((panel.n_series, 1)), np.cumsum(sold, axis=1)], axis=1)
     lagged = np.concatenate([np.zeros((panel.n_series, days)), csum], axis=1)[:, : csum.shape[1]]
     return np.asarray((csum - lagged)[:, 1:] > 0)
+
+
+def dead_series(panel: SeriesPanel, days: int) -> BoolArray:
+    """[series]: the dead-series rule over the last ``days`` days (builder.silent_series)."""
+    return silent_series(np.nan_to_num(panel.log_sales[:, -days:]), panel.closed[:, -days:])
 
 
 def fit_scaler(

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from retail_forecast.artifacts import ModelBundle
-from retail_forecast.bundle_contents import HISTORY_FILE, recorded_horizon
+from retail_forecast.bundle_contents import HISTORY_FILE, recorded_closures, recorded_horizon
 from retail_forecast.config import Settings
 from retail_forecast.errors import ArtifactError, DataValidationError
 from retail_forecast.features.builder import Panel
@@ -74,6 +74,7 @@ class LocalPredictor:
             self._horizon = recorded_horizon(domain if "horizon" in domain else meta)
             self._promo_cap = PROMO_CAP_FACTOR * max(int(domain["onpromotion_max"]), 1)
             self._bundle_end = pd.Timestamp(domain["history_end"])
+            self._closures = recorded_closures(domain, source=bundle.path)
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{bundle.path}: manifest domain is malformed ({exc})") from None
         if self._horizon != model.horizon:
@@ -81,6 +82,8 @@ class LocalPredictor:
                 f"{bundle.path}: the manifest's horizon {self._horizon} is not the models' "
                 f"{model.horizon}"
             )
+        if store is not None:  # an actual of a yearly closure is filled, not awaited
+            store.closures = self._closures
         self.n_days = store.n_days if store is not None else self._bundle_history_days()
         self.calibration = _bundle_calibration(bundle, self._horizon)
         self._metrics: dict[str, Any] | None = (
@@ -148,6 +151,7 @@ class LocalPredictor:
             history_end=end.date(),
             horizon=self._horizon,
             onpromotion_cap=self._promo_cap,
+            closures=self._closures,
         )
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 
 import pandas as pd
 
+from retail_forecast.closed_days import NO_YEARLY_CLOSURES, YearlyClosures
 from retail_forecast.models.quantiles import QuantileCalibration
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ class ServingDomain:
     """What a request may ask for, derived from the bundle manifest and the history store.
 
     ``stores`` and ``families`` are sorted; the forecast window is
-    ``history_end + 1 .. history_end + horizon``.
+    ``history_end + 1 .. history_end + horizon``; ``closures``: the calendar days the bundle's
+    history shows closed every year (answered 0, ``closed: true``).
     """
 
     stores: tuple[int, ...]
@@ -32,6 +34,7 @@ class ServingDomain:
     history_end: dt.date
     horizon: int
     onpromotion_cap: int
+    closures: YearlyClosures = NO_YEARLY_CLOSURES
 
     @property
     def first_date(self) -> dt.date:
@@ -42,7 +45,7 @@ class ServingDomain:
         return self.history_end + dt.timedelta(days=self.horizon)
 
     def window(self) -> list[dt.date]:
-        """Every date of the forecast window, closed days (25 December) included."""
+        """Every date of the forecast window, closed days included."""
         return [self.first_date + dt.timedelta(days=k) for k in range(self.horizon)]
 
     def is_contiguous_stores(self) -> bool:
@@ -69,10 +72,10 @@ class Predictor(Protocol):
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Forecast ``rows`` (columns date, store_nbr, family, onpromotion; optional is_closed).
 
-        ``is_closed`` (present when a request row says ``open`` 0) marks the data set's own
-        closures: the API answers those rows 0 itself; the models read them as closures in the
-        recursion. The API guarantees: every row is inside the domain, no row falls on a
-        date-rule closed day (25 December), no (date, store_nbr, family) repeats, and for every
+        ``is_closed`` (present when a request row says ``open`` 0 or falls on one of the
+        domain's yearly closures) marks the closed days: the API answers those rows 0 itself;
+        the models read them as closures in the recursion. The API guarantees: every row is
+        inside the domain, no (date, store_nbr, family) repeats, and for every
         series the rows hold every other day from ``history_end + 1`` to that series' last
         requested date.
         Returns ``rows`` in the same order with a float ``sales`` column (original scale,

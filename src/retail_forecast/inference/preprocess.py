@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.closed_days import data_closures
 from retail_forecast.errors import DataValidationError, UnknownSeriesError
 from retail_forecast.features.builder import Panel, carry_over_closures
 from retail_forecast.features.calendar import days_after
@@ -98,7 +97,7 @@ def panel_from_snapshot(snapshot: HistorySnapshot, series: Sequence[SeriesKey]) 
     sales = snapshot.sales[idx]
     closed = snapshot.is_closed[idx]
     # as panel_from_frame: a data set's closure carries the last open day (not a demand of 0)
-    log_sales = carry_over_closures(np.log1p(sales), data_closures(closed, snapshot.dates))
+    log_sales = carry_over_closures(np.log1p(sales), closed)
     dtype, code = family_dtype(snapshot.families)
     keys = pd.DataFrame(
         {

@@ -124,7 +124,10 @@ def feature_rows(
         shut[row_series, steps - 1] = future[IS_CLOSED].to_numpy(dtype=np.bool_)
     keys = panel.keys.iloc[series].reset_index(drop=True)
     forecast = forecaster.forecast_log(panel, series, keys=keys, promo=promo, closed=shut)
-    window = np.concatenate([panel.log_sales[series, -lookback:], forecast], axis=1)
+    history = builder.history_log_sales(
+        panel.log_sales[series, -lookback:], panel.dates[-lookback:]
+    )
+    window = np.concatenate([history, forecast], axis=1)
     codes = builder.encode(keys)
     promo_window = promo_history(panel, series, promo, lookback)
     x = np.empty((len(future), len(builder.feature_names)), dtype=np.float32)

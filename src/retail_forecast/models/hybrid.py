@@ -12,7 +12,7 @@ import pandas as pd
 
 from retail_forecast.closed_days import closed_rows
 from retail_forecast.errors import ArtifactError
-from retail_forecast.features.builder import Panel, panel_from_frame
+from retail_forecast.features.builder import Panel, panel_from_frame, silent_series
 from retail_forecast.features.keys import family_names, series_keys
 from retail_forecast.models.blend import BlendWeights
 from retail_forecast.models.lstm import LOG_SALES_MAX, LSTMForecaster
@@ -29,14 +29,17 @@ FloatArray = npt.NDArray[np.float64]
 def dead_series_mask(
     history: pd.DataFrame | Panel, future: pd.DataFrame, *, days: int
 ) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Per future row: its series sold nothing over the last ``days`` days of ``history``."""
+    """Per future row: its series sold nothing on the open days among ``history``'s last ``days``.
+
+    :func:`silent_series`: a series closed on all of them (a refurbishment) is not judged.
+    """
     if days == 0:
         return np.zeros(len(future), dtype=np.bool_)
     if not isinstance(history, Panel):
         origin = history[DATE].max()
         history = panel_from_frame(history[history[DATE] > origin - pd.Timedelta(days=days)])
     vocabulary = sorted(set(family_names(history.keys)) | set(family_names(future)))
-    dead = history.sales[:, -days:].sum(axis=1) <= 0
+    dead = silent_series(history.sales[:, -days:], history.closed[:, -days:])
     return np.isin(series_keys(future, vocabulary), series_keys(history.keys, vocabulary)[dead])
 
 

@@ -14,7 +14,6 @@ import pandas as pd
 import torch
 from pydantic import ValidationError
 
-from retail_forecast.closed_days import is_closed_day
 from retail_forecast.config import LSTMConfig
 from retail_forecast.errors import (
     ArtifactError,
@@ -34,10 +33,10 @@ from retail_forecast.features.sequences import (
     check_net_inputs,
     day_numbers,
     day_timestamp,
+    dead_series,
     encoder_array,
     fit_scaler,
     future_array,
-    recent_sales,
 )
 from retail_forecast.models.lstm_net import (
     FORMAT,
@@ -202,8 +201,8 @@ class LSTMForecaster:
         promo = np.zeros((panel.n_series, horizon))
         promo[rows, step] = future[PROMO].to_numpy(dtype=np.float64)
         days = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon, freq="D")
-        closed = np.broadcast_to(is_closed_day(days)[None], promo.shape).copy()
-        if IS_CLOSED in future.columns:  # the data set's own closures, as in training
+        closed = np.zeros(promo.shape, dtype=np.bool_)
+        if IS_CLOSED in future.columns:  # the data set's closures, as in training
             closed[rows, step] |= future[IS_CLOSED].to_numpy(dtype=np.bool_)
         x_fut = future_array(promo, calendar=calendar_array(days)[None], closed=closed)
         last = np.full(panel.n_series, panel.n_days - 1)
@@ -215,7 +214,7 @@ class LSTMForecaster:
         dead_days = self.config.dead_series_days
         is_dead = np.zeros(panel.n_series, dtype=bool)
         if dead_days > 0:
-            is_dead = ~recent_sales(panel, dead_days)[:, -1]
+            is_dead = dead_series(panel, dead_days)
         return LSTMInputs(
             x_enc, x_fut, mean, std, is_dead, rows.astype(np.int64), step.astype(np.int64)
         )

@@ -2,7 +2,7 @@
 
 Training rows are every (series, day) of the history with all lags known (or of its last
 ``train_days`` days, or from ``train_start``: a data set's profile),
-minus closed days (Dec 25, and the data set's own closures) and, by default, the days before a
+minus closed days (schema.IS_CLOSED) and, by default, the days before a
 series' first sale (store not open yet). The last ``valid_days`` days before the origin are the
 early-stopping slice.
 
@@ -28,7 +28,7 @@ import pandas as pd
 import xgboost as xgb
 
 from retail_forecast.bundle_contents import recorded_horizon
-from retail_forecast.closed_days import closed_rows, is_closed_date
+from retail_forecast.closed_days import YearlyClosures, closed_rows
 from retail_forecast.config import FeatureConfig, XGBoostConfig
 from retail_forecast.errors import (
     ArtifactError,
@@ -42,6 +42,7 @@ from retail_forecast.features.builder import (
     Panel,
     panel_from_frame,
     promo_history,
+    silent_series,
 )
 from retail_forecast.features.calendar import days_after, national_holiday_dates
 from retail_forecast.features.keys import series_keys
@@ -101,13 +102,20 @@ class XGBForecaster:
         )
         return self
 
-    def feature_builder(self, history: pd.DataFrame) -> FeatureBuilder:
-        """Return the builder a fit on ``history`` uses (vocabularies of the whole frame)."""
+    def feature_builder(
+        self, history: pd.DataFrame, *, yearly_closures: YearlyClosures | None = None
+    ) -> FeatureBuilder:
+        """Return the builder a fit on ``history`` uses (vocabularies of the whole frame).
+
+        ``yearly_closures``: when ``history`` is not the whole frame (learned from it if None).
+        """
         spec = FeatureSpec.from_config(self.features)
         holiday_dates = national_holiday_dates(self.holidays)
         if "is_national_holiday" in spec.date_features and not holiday_dates:
             logger.warning("the features want is_national_holiday but no holidays were given")
-        return FeatureBuilder.from_frame(history, spec, holiday_dates=holiday_dates)
+        return FeatureBuilder.from_frame(
+            history, spec, holiday_dates=holiday_dates, yearly_closures=yearly_closures
+        )
 
     def training_rows(self, builder: FeatureBuilder, panel: Panel) -> TrainingRows:
         """Return the training matrix of ``panel``: features, log1p target, train/valid rows.
@@ -269,7 +277,7 @@ class XGBForecaster:
         keys = panel.keys.iloc[series].reset_index(drop=True)
         promo = _promo_matrix(row_series, future, steps, n_series=len(series))
         shut = None
-        if IS_CLOSED in future.columns:  # the data set's own future closures
+        if IS_CLOSED in future.columns:  # the days known closed
             shut = np.zeros(promo.shape, dtype=np.bool_)
             shut[row_series, steps - 1] = future[IS_CLOSED].to_numpy(dtype=np.bool_)
         log_pred = self.forecast_log(panel, series, keys=keys, promo=promo, closed=shut)
@@ -294,20 +302,26 @@ class XGBForecaster:
         """Recursive log1p forecasts (series x horizon day) for ``panel`` rows ``series``.
 
         ``promo`` is the onpromotion of each series on each horizon day (``[series, days]``);
-        ``closed`` flags the data set's own closures there: their cell carries the day before's
-        value into the next days' features, as the history does (features/builder.py).
+        ``closed`` flags the closed days there: their cell carries the day before's
+        value into the next days' features, as the history does (features/builder.py); a
+        yearly closure of the builder reads 0 there, as in the history.
         """
         builder, _ = self._fitted()
         lookback = builder.spec.lookback
         horizon = promo.shape[1]
         window = np.full((len(series), lookback + horizon), np.nan)
-        window[:, :lookback] = panel.log_sales[series, -lookback:]
+        window[:, :lookback] = builder.history_log_sales(
+            panel.log_sales[series, -lookback:], panel.dates[-lookback:]
+        )
         promo_window = promo_history(panel, series, promo, lookback)
         codes = builder.encode(keys)
         origin = panel.dates[-1]
         for h in range(1, horizon + 1):
             date = origin + pd.Timedelta(days=h)
             day = lookback + h - 1
+            if builder.yearly_closures.is_closed(date):  # read as 0, as in the history
+                window[:, day] = 0.0
+                continue
             x = builder.day_features(
                 window,
                 day=day,
@@ -316,7 +330,7 @@ class XGBForecaster:
                 codes=codes,
                 promo_window=promo_window,
             )
-            window[:, day] = 0.0 if is_closed_date(date) else self._predict_rows(x)
+            window[:, day] = self._predict_rows(x)
             if closed is not None and closed[:, h - 1].any():
                 shut = closed[:, h - 1]
                 window[shut, day] = window[shut, day - 1]
@@ -343,12 +357,14 @@ class XGBForecaster:
         return trees.predict(x).astype(np.float64)
 
     def dead_series(self, panel: Panel, series: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
-        """Series whose last ``dead_series_days`` days all had zero sales (0 disables)."""
+        """Series that sold nothing on the open days of the last ``dead_series_days`` (0: off).
+
+        :func:`~retail_forecast.features.builder.silent_series`: closed days do not count.
+        """
         days = self.config.dead_series_days
         if days == 0:
             return np.zeros(len(series), dtype=np.bool_)
-        recent = panel.log_sales[series, -days:]
-        return np.asarray((recent == 0).all(axis=1), dtype=np.bool_)
+        return silent_series(panel.sales[series, -days:], panel.closed[series, -days:])
 
     def _fitted(self) -> tuple[FeatureBuilder, xgb.Booster]:
         if not hasattr(self, "booster_"):

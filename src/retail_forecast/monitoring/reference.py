@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import frame_yearly_closures
 from retail_forecast.errors import DataValidationError
 from retail_forecast.features.builder import FeatureBuilder, FeatureSpec, panel_from_frame
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
@@ -91,7 +92,7 @@ def window_features(
         return pd.DataFrame(columns=[DATE, STORE, FAMILY, *spec.numeric_names, PROMO, TARGET])
     panel = panel_from_frame(frame)
     first_day = int(np.searchsorted(panel.dates.to_numpy(), first.to_datetime64()))
-    builder = FeatureBuilder.from_frame(frame, spec)
+    builder = FeatureBuilder.from_frame(frame, spec, yearly_closures=frame_yearly_closures(sales))
     matrix = builder.panel_features(panel, first_day=first_day)
     n_days = len(panel.dates) - first_day
     out = pd.DataFrame(matrix.astype(np.float64), columns=builder.feature_names)

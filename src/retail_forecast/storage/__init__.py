@@ -17,7 +17,7 @@ Corrections reach both stores: the history store applies them (the lags every la
 reads) and the prediction log is fed the same accepted rows, flags included (the actuals its
 accuracy scores), so both hold the corrected value and both audit it. The history store can
 correct only what it holds, its window of complete days and the pending days after it: a
-correction older than the window is refused, as is one of a closed day (25 December).
+correction older than the window is refused, as is one of a closed day.
 
 Plausibility (:mod:`retail_forecast.storage.plausibility`): sales above ``MAX_SALES`` are
 invalid in both stores. The history store also refuses a new or corrected value above

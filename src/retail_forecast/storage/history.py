@@ -6,9 +6,10 @@ Rules:
   are kept *pending* (in memory and in SQLite) until their date is complete; then the window
   moves forward and keeps the last ``n_days`` complete dates.
 - Dates after ``history_end`` must be contiguous: a row dated ``d`` is accepted only if every
-  date from ``history_end + 1`` to ``d`` already has rows or is in the same call; 25 December
-  is the exception, it is filled as closed (sales 0, onpromotion 0, ``is_closed``) once a later
-  date arrives, as the data layer does for the training history. A row with ``is_closed``
+  date from ``history_end + 1`` to ``d`` already has rows or is in the same call; a yearly
+  closure of the bundle (``closures``) is the exception, it is filled as closed (sales 0,
+  onpromotion 0, ``is_closed``) once a later date arrives, as the data layer does for a day
+  with no row in the training history. A row with ``is_closed``
   (the API's ``open`` 0) is a day the data set closes: sales 0, stored ``is_closed``, so the
   features carry the last open day over it (promise 37), as in training.
 - Known rows follow the package's conflict policy (``retail_forecast.storage``): re-sending one
@@ -45,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from retail_forecast.closed_days import NO_YEARLY_CLOSURES
 from retail_forecast.errors import DataValidationError, ForecastError
 from retail_forecast.schema import SeriesKey
 from retail_forecast.storage.corrections import (
@@ -167,6 +169,7 @@ class HistoryStore:
         self._source = source
         self.read_only: str | None = None  # why appends are refused (no path in it): see open
         self.spike_rule = SpikeRule()  # the plausibility bound of appends (set from settings)
+        self.closures = NO_YEARLY_CLOSURES  # the bundle's yearly closed days (set by its loader)
         self._lock = threading.Lock()
         self._data_version = _data_version(conn)
 
@@ -309,10 +312,13 @@ class HistoryStore:
             series=before.series,
             batch=batch,
             flags=flags,
+            closures=self.closures,
         )
-        check_contiguous(before.dates[-1], merge.pending)
+        check_contiguous(before.dates[-1], merge.pending, self.closures)
         self._check_plausible(before, batch, flags, merge)
-        completed, filled = complete_days(before.dates[-1], merge.pending, len(before.series))
+        completed, filled = complete_days(
+            before.dates[-1], merge.pending, len(before.series), self.closures
+        )
         corrected = with_window(before, corrected_window(before.window, batch, merge.fixed))
         after = advance(corrected, merge.pending, completed, n_days=self.n_days)
         audit = history_corrections(before.series, batch, flags, merge)

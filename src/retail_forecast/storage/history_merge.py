@@ -3,7 +3,7 @@
 Applies the conflict policy (storage.conflict_policy) key by key: a stored key with the same
 values is a duplicate; with a different value it is a correction when its row says so and a
 conflict otherwise. Whether the data set closed the day (``is_closed``) is one of the values
-(the date rule's own days excepted: their rows never say so). A correction the store cannot
+(the yearly closures' days excepted: their rows need not say so). A correction the store cannot
 apply (older than its window, of a closed day, or one that closes a day) refuses the batch
 (RefusedRowsError, 422), a conflict refuses it too (ConflictError, 409); either way nothing is
 applied. No I/O: the store writes what the merge returns.
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from retail_forecast.closed_days import is_closed_day
+from retail_forecast.closed_days import NO_YEARLY_CLOSURES, YearlyClosures
 from retail_forecast.errors import ConflictError
 from retail_forecast.schema import SeriesKey
 from retail_forecast.storage.conflict_policy import agrees, conflict_message, describe_conflict
@@ -55,6 +55,7 @@ class _Found:
     series: tuple[SeriesKey, ...]
     batch: Batch
     correct: Bools
+    closures: YearlyClosures
     conflicts: list[str] = dataclasses.field(default_factory=list)
     fixed: list[Ints] = dataclasses.field(default_factory=list)
     old_sales: list[Floats] = dataclasses.field(default_factory=list)
@@ -65,7 +66,7 @@ class _Found:
         """Sort stored batch ``rows`` (their stored values given); True where a row corrects."""
         batch = self.batch
         same = agrees(old_sales, batch.sales[rows], old_promo, batch.promo[rows])
-        reopened = (old_closed != batch.closed[rows]) & ~is_closed_day(batch.dates[rows])
+        reopened = (old_closed != batch.closed[rows]) & ~self.closures.mask(batch.dates[rows])
         same &= ~reopened
         fix = ~same & self.correct[rows]
         clash = ~same & ~fix
@@ -132,14 +133,17 @@ def merge_batch(
     series: tuple[SeriesKey, ...],
     batch: Batch,
     flags: RowFlags,
+    closures: YearlyClosures = NO_YEARLY_CLOSURES,
 ) -> Merge:
     """Check a batch against what is recorded; nothing is applied on a refusal or a conflict.
 
     Corrections of pending days are merged into the returned pending days; those of the window
     are the caller's to apply (``Merge.fixed``, ``storage.corrections.corrected_window``).
+    ``closures``: the bundle's yearly closed days (stored closed; an actual without ``open``
+    0 for one is not a reopening).
     """
     first, end = window.dates[0], window.dates[-1]
-    found = _Found(series, batch, flags.correct)
+    found = _Found(series, batch, flags.correct, closures)
     known = np.flatnonzero((batch.dates >= first) & (batch.dates <= end))
     row, col = batch.idx[known], ((batch.dates[known] - first) // DAY).astype(np.int64)
     stored_closed = window.closed[row, col]

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from retail_forecast.closed_days import is_closed_date
+from retail_forecast.closed_days import NO_YEARLY_CLOSURES, YearlyClosures
 from retail_forecast.errors import DataValidationError, ForecastError, UnknownSeriesError
 from retail_forecast.schema import (
     CANONICAL_COLUMNS,
@@ -270,13 +270,17 @@ def _closed_flags(rows: pd.DataFrame, sales: Floats) -> Bools:
     return closed
 
 
-def check_contiguous(end: np.datetime64, pending: Mapping[np.datetime64, PendingDay]) -> None:
-    """Refuse a gap between the history end and the last pending date (25 Dec excepted)."""
+def check_contiguous(
+    end: np.datetime64,
+    pending: Mapping[np.datetime64, PendingDay],
+    closures: YearlyClosures = NO_YEARLY_CLOSURES,
+) -> None:
+    """Refuse a gap between the history end and the last pending date (yearly closures excepted)."""
     if not pending:
         return
     last = max(pending)
     expected = end + DAY * np.arange(1, int((last - end) // DAY) + 1)
-    missing = [str(d) for d in expected if d not in pending and not is_closed_date(d)]
+    missing = [str(d) for d in expected if d not in pending and not closures.is_closed(d)]
     if missing:
         raise DataValidationError(
             f"actuals must continue the history without gaps: history ends {end}, rows for"
@@ -285,9 +289,16 @@ def check_contiguous(end: np.datetime64, pending: Mapping[np.datetime64, Pending
 
 
 def complete_days(
-    end: np.datetime64, pending: Mapping[np.datetime64, PendingDay], n_series: int
+    end: np.datetime64,
+    pending: Mapping[np.datetime64, PendingDay],
+    n_series: int,
+    closures: YearlyClosures = NO_YEARLY_CLOSURES,
 ) -> tuple[list[PendingDay], list[tuple[np.datetime64, Ints]]]:
-    """Days after ``end`` that are now complete, in order, and the 25-Dec rows filled closed."""
+    """Days after ``end`` that are now complete, in order, and the yearly closures' rows filled.
+
+    A day of ``closures`` (the bundle's yearly closed days) needs no actuals: its missing rows
+    are filled closed once a later day has arrived.
+    """
     completed: list[PendingDay] = []
     filled: list[tuple[np.datetime64, Ints]] = []
     last = max(pending) if pending else end
@@ -296,7 +307,7 @@ def complete_days(
         current = pending.get(day)
         if current is not None and current.mask.all():
             completed.append(current)
-        elif is_closed_date(day) and day < last:
+        elif closures.is_closed(day) and day < last:
             base = current or PendingDay.empty(day, n_series)
             missing = np.flatnonzero(~base.mask).astype(np.int64)
             completed.append(base.fill_closed(missing))

@@ -24,7 +24,7 @@ import pandas as pd
 from rich.progress import Progress
 from rich.table import Table
 
-from retail_forecast.closed_days import closed_rows, is_closed_day
+from retail_forecast.closed_days import closed_rows
 from retail_forecast.errors import DataValidationError
 from retail_forecast.models.baselines import baseline_factories
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
@@ -256,8 +256,8 @@ def _forecast(
 ) -> FloatArray:
     future = window[[DATE, STORE, FAMILY, PROMO]].reset_index(drop=True)
     if IS_CLOSED in window.columns:  # closures are known in advance, as test.csv's open flag
-        shut = window[IS_CLOSED].to_numpy(dtype=np.bool_) & ~is_closed_day(future[DATE].to_numpy())
-        if shut.any():  # only the data set's own: the date rule's days need no column
+        shut = window[IS_CLOSED].to_numpy(dtype=np.bool_)
+        if shut.any():
             future[IS_CLOSED] = shut
     model = factory()
     model.fit(history)

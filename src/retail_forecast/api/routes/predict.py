@@ -28,7 +28,7 @@ _RESPONSES[409]["description"] = (
     summary="Forecast daily sales for rows of the forecast window (the bundle's horizon)",
 )
 async def predict(request: Request, state: StateDep) -> Response:
-    """Validate every row, forecast them in request order; 25 December is closed (sales 0).
+    """Validate every row, forecast them in request order; a closed day is 0.
 
     With ``"quantiles": [0.1, 0.9]`` each prediction also carries its quantiles at those levels
     (``"quantiles": {"0.1": 3.2, "0.9": 7.9}``), computed from the point forecasts by the

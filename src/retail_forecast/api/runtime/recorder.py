@@ -57,7 +57,7 @@ class ServedForecasts:
         return len(self.dates)
 
     def to_frame(self) -> pd.DataFrame:
-        """Rows for the prediction log: open days only (25 December is not a model's forecast)."""
+        """Rows for the prediction log: open days only (a closed day is not a model's forecast)."""
         return served_frame([self])
 
 
