@@ -2,8 +2,8 @@
 
 It keeps an in-memory canonical history, forecasts recursively (day d = day d-7, from history
 or from its own earlier forecasts), applies the zero rule to series dead for 21 days, checks
-the API's guarantees (yearly closures sent ``is_closed``, complete prefixes) and appends
-actuals idempotently. Its chain closes on 25 December (:data:`CLOSURES`, its domain's).
+the API's guarantees (complete prefixes) and appends actuals idempotently. Its chain closes
+on 25 December (:data:`CLOSURES`, its domain's).
 """
 
 from __future__ import annotations
@@ -138,11 +138,10 @@ class SeasonalNaivePredictor:
             for i in order:
                 key = (int(rows.at[i, "store_nbr"]), str(rows.at[i, "family"]))
                 day = pd.Timestamp(rows.at[i, "date"]).date()
-                if CLOSURES.is_closed(day):  # the API sends it is_closed and answers it 0
-                    if "is_closed" not in rows.columns or not rows.at[i, "is_closed"]:
-                        raise DataValidationError("the API must send a yearly closure is_closed")
+                shut = "is_closed" in rows.columns and bool(rows.at[i, "is_closed"])
+                if CLOSURES.is_closed(day) and shut:  # the API answers it 0 itself
                     value, model = 0.0, "hybrid"
-                else:
+                else:  # an open day, or the yearly closure a row opened ("open": 1)
                     value, model = self._one(
                         key, day, int(rows.at[i, "onpromotion"]), end, history, own
                     )

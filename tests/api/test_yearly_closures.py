@@ -108,6 +108,20 @@ def test_the_service_answers_the_learned_closure_as_the_batch_path_does(
     batch = LocalPredictor.from_bundle(bundle).predict_from(dataset.sales, frame)[TARGET]
     np.testing.assert_allclose([p["sales"] for p in predictions], batch.to_numpy(), rtol=1e-6)
 
+    # a planner opens this 25 December: the explicit "open": 1 wins over what history taught
+    opened = [dict(r, open=1) if r["date"] == CHRISTMAS else r for r in rows]
+    with serve(loader=lambda _settings: served) as client:
+        response = client.post("/api/v1/predict", json={"rows": opened})
+    assert response.status_code == 200, response.text
+    answered = {p["date"]: p for p in json.loads(response.content)["predictions"]}
+    assert answered[CHRISTMAS]["closed"] is False
+    assert answered[CHRISTMAS]["model"] != "closed"
+    assert answered[CHRISTMAS]["sales"] > 0
+    frame[IS_CLOSED] = False
+    batch = LocalPredictor.from_bundle(bundle).predict_from(dataset.sales, frame)[TARGET]
+    got = [answered[r["date"]]["sales"] for r in rows]
+    np.testing.assert_allclose(got, batch.to_numpy(), rtol=1e-6)
+
 
 def test_a_bundle_that_records_none_closes_what_its_code_then_closed() -> None:
     # bundles written before the closures were learned had one code rule: 25 December

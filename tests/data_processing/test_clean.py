@@ -7,8 +7,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from retail_forecast.closed_days import YearlyClosures
 from retail_forecast.config import DataConfig
-from retail_forecast.data_processing.clean import complete_panel, fingerprint
+from retail_forecast.data_processing.clean import complete_panel, fingerprint, mark_future_closures
 from retail_forecast.data_processing.dataset import build_dataset
 from retail_forecast.features.builder import panel_from_frame
 from retail_forecast.schema import CANONICAL_COLUMNS, SORT_KEYS
@@ -142,3 +143,20 @@ def test_p24_fingerprint_sensitive_to_each_column_and_dtype(tiny_kaggle) -> None
     }
     for name, frame in edits.items():
         assert fingerprint(frame) != base, name
+
+
+def test_a_test_row_saying_open_1_is_not_closed_by_a_yearly_closure() -> None:
+    test = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2017-12-24", "2017-12-25", "2017-12-25", "2017-12-25"]),
+            "store_nbr": [1, 1, 2, 3],
+            "open": [1, 1, 0, 1],
+        }
+    )
+    christmas = YearlyClosures(((12, 25),))
+    marked = mark_future_closures(test, holidays=None, stores=None, yearly=christmas)
+    assert marked["is_closed"].tolist() == [False, False, True, False]
+    no_flag = mark_future_closures(
+        test.drop(columns="open"), holidays=None, stores=None, yearly=christmas
+    )
+    assert no_flag["is_closed"].tolist() == [False, True, True, True]

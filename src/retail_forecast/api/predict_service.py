@@ -292,8 +292,9 @@ def forecast_batches(
 def model_rows(picked: Sequence[tuple[RowBatch, int]], domain: ServingDomain) -> pd.DataFrame:
     """Build the predictor's input frame (canonical dtypes): row ``k`` of each picked batch.
 
-    The ``is_closed`` column is added only when a row is closed (``open`` 0 or a yearly
-    closure of the bundle), so a request without closures reaches the models as it is.
+    The ``is_closed`` column is added only when a row is closed (``open`` 0, or a yearly
+    closure of the bundle without ``open`` 1: RowBatch.is_closed), so a request without
+    closures reaches the models as it is.
     """
     dtype, code = family_dtype(domain.families)  # validated: every family is known
     frame = pd.DataFrame(
@@ -307,9 +308,7 @@ def model_rows(picked: Sequence[tuple[RowBatch, int]], domain: ServingDomain) ->
         }
     )
     yearly = domain.closures
-    closed = np.array(
-        [batch.closed[k] or yearly.is_closed(batch.date[k]) for batch, k in picked], dtype=np.bool_
-    )
+    closed = np.array([batch.is_closed(k, yearly) for batch, k in picked], dtype=np.bool_)
     if closed.any():
         frame[IS_CLOSED] = closed
     return frame

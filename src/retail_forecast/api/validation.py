@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from retail_forecast.api.errors import ApiError, error_item, safe_loc_part
 from retail_forecast.api.schemas import OPEN_VALUES, ActualsRow, PredictRow
+from retail_forecast.closed_days import YearlyClosures
 from retail_forecast.inference.predictor import ServingDomain
 from retail_forecast.storage.plausibility import MAX_SALES, RefusedRowsError
 
@@ -40,8 +41,18 @@ class RowBatch:
     confirm_spike: list[bool] = field(default_factory=list)
     correction: list[bool] = field(default_factory=list)
     closed: list[bool] = field(default_factory=list)  # the row says open 0
+    opened: list[bool] = field(default_factory=list)  # the row says open 1 (not left out)
     levels: tuple[float, ...] | None = None  # /predict's quantiles; None: point forecasts only
     explain: bool = False  # /predict's explain: per-row tree contributions
+
+    def is_closed(self, k: int, yearly: YearlyClosures) -> bool:
+        """Tell whether row ``k`` is closed: ``open`` 0, or a yearly closure without ``open`` 1.
+
+        A planner's explicit opening wins over what the history taught.
+        """
+        if self.closed[k]:
+            return True
+        return yearly.is_closed(self.date[k]) and not (self.opened and self.opened[k])
 
     @classmethod
     def from_rows(cls, parsed: list[dict[str, Any]]) -> RowBatch:
@@ -54,6 +65,7 @@ class RowBatch:
             onpromotion=[r["onpromotion"] for r in parsed],
             id=[r.get("id") for r in parsed],
             closed=[r.get("open") == 0 for r in parsed],
+            opened=[r.get("open") == 1 for r in parsed],
         )
         if parsed and "sales" in parsed[0]:
             batch.sales = [r["sales"] for r in parsed]
@@ -71,6 +83,7 @@ class RowBatch:
         self.onpromotion.append(int(values["onpromotion"]))
         self.id.append(values.get("id"))
         self.closed.append(values.get("open") == 0)  # validated: absent, 0 or 1
+        self.opened.append(values.get("open") == 1)
         if values.get("sales") is not None:
             self.sales.append(float(values["sales"]))
             self.confirm_spike.append(values.get("confirm_spike") is True)

@@ -165,7 +165,8 @@ def mark_future_closures(
     """Add ``is_closed`` to the rows to forecast when the data closes some of them.
 
     An ``open`` 0 row, a Closed holidays row for the store's scope or one of the history's
-    ``yearly`` closures closes it; a test table with none of them is returned as it is.
+    ``yearly`` closures closes it, unless the row says ``open`` 1; a test table with none of
+    them is returned as it is.
     """
     if len(test) == 0:
         return test
@@ -176,8 +177,9 @@ def mark_future_closures(
         store, first, int(day.max()) - first + 1, holidays=holidays, store_table=stores
     )
     closed = shut[np.arange(len(test)), day - first] | yearly.mask(test[DATE].to_numpy())
-    if OPEN in test.columns:
-        closed |= test[OPEN].to_numpy() == 0
+    if OPEN in test.columns:  # the file's own flag wins over what the history taught
+        flag = test[OPEN].to_numpy()
+        closed = (closed & (flag != 1)) | (flag == 0)
     elif not closed.any():
         return test
     return test.assign(**{IS_CLOSED: closed})

@@ -304,7 +304,8 @@ class XGBForecaster:
         ``promo`` is the onpromotion of each series on each horizon day (``[series, days]``);
         ``closed`` flags the closed days there: their cell carries the day before's
         value into the next days' features, as the history does (features/builder.py); a
-        yearly closure of the builder reads 0 there, as in the history.
+        closed day on a yearly closure of the builder reads 0 there, as in the history (an
+        open one, e.g. a request's ``open`` 1, is forecast).
         """
         builder, _ = self._fitted()
         lookback = builder.spec.lookback
@@ -319,7 +320,10 @@ class XGBForecaster:
         for h in range(1, horizon + 1):
             date = origin + pd.Timedelta(days=h)
             day = lookback + h - 1
-            if builder.yearly_closures.is_closed(date):  # read as 0, as in the history
+            # a closed yearly closure reads 0, as in the history; any other closure carries
+            yearly = builder.yearly_closures.is_closed(date)
+            shut = closed[:, h - 1] if closed is not None else None
+            if yearly and shut is not None and shut.all():
                 window[:, day] = 0.0
                 continue
             x = builder.day_features(
@@ -331,9 +335,8 @@ class XGBForecaster:
                 promo_window=promo_window,
             )
             window[:, day] = self._predict_rows(x)
-            if closed is not None and closed[:, h - 1].any():
-                shut = closed[:, h - 1]
-                window[shut, day] = window[shut, day - 1]
+            if shut is not None and shut.any():
+                window[shut, day] = 0.0 if yearly else window[shut, day - 1]
         return window[:, lookback:]
 
     def prepare_serving(self, *, batch_threads: int = 1) -> None:
