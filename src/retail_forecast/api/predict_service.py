@@ -308,7 +308,10 @@ def model_rows(picked: Sequence[tuple[RowBatch, int]], domain: ServingDomain) ->
         }
     )
     yearly = domain.closures
-    closed = np.array([batch.is_closed(k, yearly) for batch, k in picked], dtype=np.bool_)
+    if any(yearly.is_closed(day) for day in domain.window()):  # 16 dates, not every row
+        closed = np.array([batch.is_closed(k, yearly) for batch, k in picked], dtype=np.bool_)
+    else:
+        closed = np.array([batch.closed[k] for batch, k in picked], dtype=np.bool_)
     if closed.any():
         frame[IS_CLOSED] = closed
     return frame
