@@ -15,7 +15,10 @@ chromium with Playwright (nothing downloaded). Measures, on the same machine:
   parsed), rewritten in the browser from the served HTML;
 - the what-if round trip for one series: ticking a promotion day until the chart is redrawn
   (the page's own POST /api/v1/predict with quantiles, plus drawing), and that call alone;
-- ``explain: true`` single-series p99 against the same request without it, interleaved.
+- ``explain: true`` single-series p99 against the same request without it, interleaved;
+- in process, the TreeSHAP of that series' 16 explained rows by the compiled kernel
+  (models/tree_shap.py) and by XGBoost's ``pred_contribs`` (the fallback), interleaved, with
+  the largest difference between them, the kernel's table build time and table size.
 
     .venv/bin/retail-forecast data generate --stores 6 --families 8 --out /tmp/D
     .venv/bin/retail-forecast train --data-dir /tmp/D --out /tmp/A
@@ -43,6 +46,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 from playwright.sync_api import Browser, BrowserContext, Route, sync_playwright
 
 HERE = Path(__file__).resolve().parent
@@ -218,6 +222,65 @@ def api_latency(url: str, rows: list[dict[str, Any]], n: int) -> dict[str, dict[
     return {name: summary(values) for name, values in times.items()}
 
 
+def treeshap_engines(
+    artifacts: Path, workdir: Path, series: tuple[int, str], n: int
+) -> dict[str, Any]:
+    """One series' explained rows, in process: the kernel vs ``pred_contribs``, interleaved."""
+    from retail_forecast.artifacts import ModelBundle
+    from retail_forecast.config import settings_for
+    from retail_forecast.inference.local import LocalPredictor
+    from retail_forecast.inference.preprocess import (
+        canonical_rows,
+        panel_from_snapshot,
+        requested_series,
+    )
+    from retail_forecast.models.explain import feature_rows, xgboost_contributions
+
+    threads = settings_for().api.xgboost_threads  # as the service sets it
+    predictor = LocalPredictor.from_bundle(
+        ModelBundle.open_current(artifacts),
+        history_db=workdir / "engines.sqlite",
+        xgboost_threads=threads,
+    )
+    try:
+        assert predictor.store is not None
+        domain = predictor.domain
+        frame = pd.DataFrame(
+            {"date": pd.to_datetime(domain.window()), "store_nbr": series[0], "family": series[1]}
+        ).assign(onpromotion=0)
+        request = canonical_rows(frame, domain.families)
+        panel = panel_from_snapshot(predictor.store.snapshot(), requested_series(request))
+        forecaster = predictor.model.xgboost
+        x, _ = feature_rows(forecaster, panel, request)
+        started = time.perf_counter()
+        shap = forecaster.tree_shap()
+        build_s = time.perf_counter() - started
+        if shap is None:
+            raise SystemExit("the TreeSHAP kernel is not built: pip install -e . with gcc")
+        kernel_ms: list[float] = []
+        xgboost_ms: list[float] = []
+        for _ in range(n):
+            started = time.perf_counter()
+            ours = shap.contributions(x, threads=threads)
+            kernel_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            theirs = xgboost_contributions(forecaster.booster_, x, forecaster.builder_)
+            xgboost_ms.append((time.perf_counter() - started) * 1000)
+        return {
+            "rows": len(x),
+            "threads": threads,
+            "trees": len(shap.roots),
+            "leaves": len(shap.leaf_value),
+            "table_mib": round(shap.table_bytes / 2**20, 1),
+            "build_s": round(build_s, 2),
+            "max_abs_difference": float(np.abs(ours - theirs).max()),
+            "kernel_ms": summary(kernel_ms),
+            "pred_contribs_ms": summary(xgboost_ms),
+        }
+    finally:
+        predictor.close()
+
+
 def summary(values: list[float]) -> dict[str, float]:
     a = np.asarray(values)
     return {
@@ -242,7 +305,15 @@ def table(result: dict[str, Any]) -> str:
     row("what-if tick -> chart redrawn (browser)", result["what_if_browser_ms"])
     for name, s in result["api_ms"].items():
         row(f"POST /predict one series: {name}", s)
+    engines = result["treeshap"]
+    for engine in ("kernel", "pred_contribs"):
+        row(f"TreeSHAP of {engines['rows']} rows in process: {engine}", engines[f"{engine}_ms"])
     lines.append(f"\nexplain p99 / plain p99 = {result['explain_p99_ratio']:.2f} (target <= 2)")
+    lines.append(
+        f"kernel: {engines['trees']} trees, {engines['leaves']} leaves, tables "
+        f"{engines['table_mib']} MiB built in {engines['build_s']} s; largest difference from "
+        f"pred_contribs {engines['max_abs_difference']:.2e}"
+    )
     return "\n".join(lines)
 
 
@@ -258,6 +329,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         what_if = summary(what_if_ms(browser, url, series, args.toggles))
         browser.close()
         api = api_latency(url, window_rows(url, series), args.requests)
+    engines = treeshap_engines(args.artifacts, workdir, series, args.requests)
     return {
         "artifacts": str(args.artifacts),
         "cores": os.cpu_count(),
@@ -266,6 +338,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "what_if_browser_ms": what_if,
         "api_ms": api,
         "explain_p99_ratio": api["explain"]["p99"] / api["plain"]["p99"],
+        "treeshap": engines,
     }
 
 

@@ -223,6 +223,7 @@ class ApiConfig(Section):
     threads: int = Field(default=2, ge=1)
     # XGBoost's threads for a request of several series (e.g. all series); single-series
     # requests never reach XGBoost (bench/RESULTS.md, serve). Not related to micro-batching.
+    # Also the threads of an explanation's TreeSHAP (models/explain.py).
     xgboost_threads: int = Field(default=2, ge=1)
     # server processes (uvicorn workers); each loads the bundle and shares the history file
     workers: int = Field(default=1, ge=1, le=32)

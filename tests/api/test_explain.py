@@ -33,6 +33,7 @@ from retail_forecast.inference.preprocess import (
     requested_series,
 )
 from retail_forecast.models.explain import explain_rows
+from retail_forecast.models.tree_shap import kernel
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
 
@@ -171,15 +172,19 @@ def test_p41_contributions_sum_to_the_tree_prediction_on_every_served_row(
     assert json.loads(plain.content)["model_version"] == answer.json()["model_version"]
 
 
-def test_p41_one_single_threaded_treeshap_call_explains_every_row_of_a_request(
-    bundle: TinyBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("engine", ["kernel", "pred_contribs"])
+def test_p41_one_treeshap_call_explains_every_row_of_a_request(
+    bundle: TinyBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
-    """All rows of all series in ONE ``pred_contribs`` call, on a matrix built with one thread.
+    """All rows of all series in ONE TreeSHAP call, by the kernel or by XGBoost.
 
-    XGBoost's default builds the matrix with every core: its OpenMP team then spins, and on two
-    shared cores that cost ~15-20 ms per request, more than the 16 rows' TreeSHAP itself
-    (bench/dashboard.py). The sums stay exact.
+    The compiled kernel (models/tree_shap.py) where it was built; otherwise ``pred_contribs``
+    on a matrix built with one thread (XGBoost's default builds it with every core: its
+    OpenMP team then spins, and on two shared cores that cost ~15-20 ms per request,
+    bench/dashboard.py). The sums stay exact either way.
     """
+    if engine == "kernel" and kernel() is None:
+        pytest.skip("the TreeSHAP kernel was not built (no C compiler at install)")
     predictor = LocalPredictor.from_bundle(
         ModelBundle.open_current(bundle.artifacts), history_db=tmp_path / "history.sqlite"
     )
@@ -197,8 +202,13 @@ def test_p41_one_single_threaded_treeshap_call_explains_every_row_of_a_request(
     panel = panel_from_snapshot(predictor.store.snapshot(), requested_series(request))
     threads: list[Any] = []
     explained: list[int] = []
-    real_matrix, booster = xgb.DMatrix, predictor.model.xgboost.booster_
+    forecaster = predictor.model.xgboost
+    real_matrix, booster = xgb.DMatrix, forecaster.booster_
     real_predict = booster.predict
+    if engine == "pred_contribs":
+        forecaster.tree_shap_ = (None,)
+    shap = forecaster.tree_shap()
+    assert (shap is None) == (engine == "pred_contribs")
 
     def matrix(*args: Any, **kwargs: Any) -> xgb.DMatrix:
         threads.append(kwargs.get("nthread"))
@@ -210,9 +220,18 @@ def test_p41_one_single_threaded_treeshap_call_explains_every_row_of_a_request(
 
     monkeypatch.setattr(xgb, "DMatrix", matrix)
     monkeypatch.setattr(booster, "predict", predict)
+    if shap is not None:
+        real_contributions = type(shap).contributions
+
+        def contributions(self: Any, x: Any) -> Any:
+            explained.append(len(x))
+            return real_contributions(self, x)
+
+        monkeypatch.setattr(type(shap), "contributions", contributions)
     rows = explain_rows(predictor.model, panel, request)
     predictor.close()
-    assert (threads, explained) == ([1], [32])
+    assert explained == [32]
+    assert threads == ([] if engine == "kernel" else [1])
     assert len(rows) == 32
     for e in rows:
         total = e.bias + sum(c.contribution for c in e.contributions) + e.other

@@ -7,7 +7,8 @@ as they did while it ran, and each requested day's features are rebuilt from tha
 equal the ones the recursion fed its trees. XGBoost's own ``pred_contribs=True`` (exact
 TreeSHAP, no extra dependency) then splits each row's margin into one value per feature plus
 the bias: ``bias + sum(contributions) = tree_log1p``, the tree model's log1p prediction of
-that day (equal up to float32 rounding, ~1e-6).
+that day (equal up to float32 rounding, ~1e-6). The same values come from a compiled kernel
+where it was built (models/tree_shap.py: several times faster for a few rows).
 
 Only the XGBoost part is explained: the hybrid blends ``w * log1p(xgb) + (1 - w) *
 log1p(lstm)`` per family (models/hybrid.py), so each row carries ``w`` and says the LSTM part
@@ -77,7 +78,7 @@ def explain_rows(
     """
     forecaster = model.xgboost
     x, tree_log = feature_rows(forecaster, panel, future)
-    shap = contributions(forecaster.booster_, x, forecaster.builder_)
+    shap = contributions(forecaster, x)
     weight = model.weights.weights_for(future[FAMILY])
     names = forecaster.builder_.feature_names
     return [
@@ -86,7 +87,20 @@ def explain_rows(
     ]
 
 
-def contributions(
+def contributions(forecaster: XGBForecaster, x: npt.NDArray[np.float32]) -> FloatArray:
+    """Exact TreeSHAP of all rows: per feature, then the bias (n, features + 1).
+
+    The compiled kernel (models/tree_shap.py) where it was built, XGBoost's own
+    ``pred_contribs`` otherwise: the same values up to float32 rounding, the kernel several
+    times faster for one series' rows (bench/RESULTS.md, dashboard).
+    """
+    shap = forecaster.tree_shap()
+    if shap is not None:
+        return shap.contributions(x, threads=forecaster.serving_threads_)
+    return xgboost_contributions(forecaster.booster_, x, forecaster.builder_)
+
+
+def xgboost_contributions(
     booster: xgb.Booster, x: npt.NDArray[np.float32], builder: FeatureBuilder
 ) -> FloatArray:
     """``pred_contribs`` of all rows in ONE call: per feature, then the bias (n, features + 1).

@@ -18,6 +18,7 @@ feature spec, so serving needs no table.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, NamedTuple, Self
@@ -47,10 +48,12 @@ from retail_forecast.features.builder import (
 from retail_forecast.features.calendar import days_after, national_holiday_dates
 from retail_forecast.features.keys import series_keys
 from retail_forecast.models.tree_predictor import TreePredictor, tree_predictor
+from retail_forecast.models.tree_shap import TreeShap, tree_shap
 from retail_forecast.schema import DATE, FAMILY, IS_CLOSED, PROMO, STORE, TARGET
 from retail_forecast.utils.io import read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
+_TREE_SHAP_LOCK = threading.Lock()  # one build of the TreeSHAP tables per forecaster
 
 MODEL_FILE = Path("xgboost") / "model.ubj"
 PREPROCESSOR_FILE = Path("preprocessor_xgboost.json")
@@ -83,6 +86,8 @@ class XGBForecaster:
         self.holidays = holidays
         self.features = features if features is not None else FeatureConfig.model_validate({})
         self.serving_trees_: TreePredictor | None = None  # set by prepare_serving
+        self.tree_shap_: tuple[TreeShap | None] | None = None  # built by tree_shap()
+        self.serving_threads_ = 1  # threads of a large request, and of an explanation
 
     # --- training -------------------------------------------------------------------------
 
@@ -145,6 +150,7 @@ class XGBForecaster:
         """Record a trained booster and its builder (the state :meth:`save` writes)."""
         self.booster_ = booster
         self.serving_trees_ = None
+        self.tree_shap_ = None
         self.fit_seconds_ = seconds
         self.builder_ = builder
         self.n_train_rows_ = rows[0] + rows[1]
@@ -345,12 +351,25 @@ class XGBForecaster:
         Steps of a few rows (one row per series: every single-series request and micro-batches
         of them) run on the NumPy tree walker in the calling thread; larger steps (many series,
         e.g. the all-series request) run on XGBoost with ``batch_threads`` threads, so one
-        large request uses the cores (bench/RESULTS.md, serve). The choice:
+        large request uses the cores (bench/RESULTS.md, serve); so does the TreeSHAP of an
+        explanation (models/explain.py). The choice:
         :func:`~retail_forecast.models.tree_predictor.tree_predictor`.
         """
         _, booster = self._fitted()
         booster.set_param({"nthread": batch_threads})
         self.serving_trees_ = tree_predictor(booster, serving=True)
+        self.serving_threads_ = batch_threads
+
+    def tree_shap(self) -> TreeShap | None:
+        """Return the booster's exact-TreeSHAP kernel view, built on first use; None without it.
+
+        Built once per process (its leaf tables: bench/RESULTS.md, dashboard), under a lock
+        so that concurrent ``explain`` requests build it once.
+        """
+        with _TREE_SHAP_LOCK:
+            if self.tree_shap_ is None:
+                self.tree_shap_ = (tree_shap(self._fitted()[1]),)
+            return self.tree_shap_[0]
 
     def _predict_rows(self, x: npt.NDArray[np.float32]) -> FloatArray:
         """One recursion step: the serving predictor once set up, XGBoost's own otherwise."""
