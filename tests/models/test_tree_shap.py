@@ -15,13 +15,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import xgboost as xgb
+from tests.models.test_tree_walker import N_FEATURES, _data
 from tests.models.test_xgboost import _config, _panel, _split, _xgb
 
 from retail_forecast.models import explain, tree_shap
 from retail_forecast.models.tree_shap import kernel
 from retail_forecast.models.xgboost import XGBForecaster
 
-N_FEATURES = 6  # 4 numeric, then two categoricals (like store_nbr and family)
 TYPES = ["q"] * 4 + ["c", "c"]
 ATOL = 2e-5  # XGBoost accumulates its TreeSHAP in float32
 
@@ -30,16 +30,6 @@ needs_kernel = pytest.mark.skipif(
     reason="the TreeSHAP kernel was not built (no C compiler at install): "
     "pip install -e . with gcc builds it",
 )
-
-
-def _data(n: int, seed: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, N_FEATURES)).astype(np.float32)
-    x[:, 4] = rng.integers(0, 40, n)
-    x[:, 5] = rng.integers(0, 7, n)
-    y = x[:, 0] * 2 + np.sin(x[:, 1]) + (x[:, 4] % 5) * 0.3 - (x[:, 5] == 3) + x[:, 2] * x[:, 3]
-    x[rng.random(x.shape) < 0.05] = np.nan  # missing values take each split's default branch
-    return x, y
 
 
 def _booster(rounds: int = 40, **params: object) -> xgb.Booster:
@@ -82,7 +72,7 @@ def test_kernel_equals_pred_contribs(params: dict[str, object]) -> None:
     shap = tree_shap.tree_shap(booster)
     assert shap is not None
     x, _ = _data(300, seed=1)
-    x[:4, 4] = [45.0, -1.0, np.nan, 39.0]  # unseen codes, a missing category, the largest one
+    x[:4, 4] = [25.0, -1.0, np.nan, 19.0]  # unseen codes, a missing category, the largest one
     x[4] = np.nan  # a row with every value missing
     got = shap.contributions(x)
     np.testing.assert_allclose(got, _reference(booster, x), rtol=0, atol=ATOL)
@@ -146,3 +136,20 @@ def test_threads_split_the_trees_and_give_the_same_values(threads: int) -> None:
     np.testing.assert_allclose(
         shap.contributions(x, threads=threads), shap.contributions(x), rtol=0, atol=1e-12
     )
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "params", [{"objective": "reg:pseudohubererror"}, {"booster": "dart"}], ids=["huber", "dart"]
+)
+def test_models_the_kernel_does_not_cover_are_left_to_pred_contribs(
+    params: dict[str, object],
+) -> None:
+    assert tree_shap.tree_shap(_booster(rounds=5, **params)) is None
+
+
+@needs_kernel
+def test_no_rows_no_contributions() -> None:
+    shap = tree_shap.tree_shap(_booster(rounds=5))
+    assert shap is not None
+    assert shap.contributions(np.empty((0, N_FEATURES), np.float32)).shape == (0, N_FEATURES + 1)

@@ -129,6 +129,8 @@ class TreeShap:
         each adding into its own array.
         """
         rows = self._extended(np.asarray(x, dtype=np.float32))
+        if not len(rows):
+            return np.zeros((0, self.n_features + 1), dtype=np.float64)
         columns = np.ascontiguousarray(rows.T)  # the kernel reads a feature of all rows at once
         parts = self._tree_chunks(max(1, threads))
         out = np.zeros((len(parts), self.n_features + 1, len(rows)), dtype=np.float64)
@@ -195,8 +197,9 @@ def tree_shap(booster: xgb.Booster) -> TreeShap | None:
     learner = json.loads(bytes(booster.save_raw("json")))["learner"]
     params = learner["learner_model_param"]
     single = int(params.get("num_target", "1")) == 1 and int(params.get("num_class", "0")) <= 1
-    if learner["gradient_booster"].get("name") != "gbtree" or not single:
-        return None  # dart's tree weights, several outputs: pred_contribs explains them
+    identity = learner["objective"]["name"] == "reg:squarederror"  # base_score is the margin
+    if learner["gradient_booster"].get("name") != "gbtree" or not single or not identity:
+        return None  # dart's tree weights, several outputs, a link: pred_contribs explains them
     raw = params["base_score"]
     base_score = float(json.loads(raw)[0] if raw.startswith("[") else raw)
     nodes = _nodes(learner["gradient_booster"]["model"]["trees"])
