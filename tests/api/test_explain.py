@@ -223,9 +223,9 @@ def test_p41_one_treeshap_call_explains_every_row_of_a_request(
     if shap is not None:
         real_contributions = type(shap).contributions
 
-        def contributions(self: Any, x: Any) -> Any:
+        def contributions(self: Any, x: Any, **options: Any) -> Any:
             explained.append(len(x))
-            return real_contributions(self, x)
+            return real_contributions(self, x, **options)
 
         monkeypatch.setattr(type(shap), "contributions", contributions)
     rows = explain_rows(predictor.model, panel, request)

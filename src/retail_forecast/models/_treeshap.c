@@ -120,8 +120,7 @@ void tshap_tables(int64_t n_leaves, int32_t depth, const int32_t *n_slot, const 
  * Each tree is walked once, every child of every split, carrying one mask per row (the path
  * features that row satisfies so far): the inner loops run over the rows, and a leaf's table
  * is read while it is in cache. masks: scratch for (2 * depth + 2) * n_rows masks; row_off:
- * for n_rows doubles. common: per feature, what is added to every row (the caller zeroes
- * it, then adds it to out).
+ * for n_rows doubles.
  */
 void tshap_contribs(int64_t n_rows, const float *xt, int64_t n_trees, const int64_t *roots,
                     const int64_t *left, const int64_t *right, const int32_t *col,
@@ -130,7 +129,7 @@ void tshap_contribs(int64_t n_rows, const float *xt, int64_t n_trees, const int6
                     const double *leaf_value, const int32_t *n_slot,
                     const int32_t *slot_feature, const double *slot_coef,
                     const int64_t *table_offset, const float *table, double *out,
-                    uint32_t *masks, double *row_off, double *common)
+                    uint32_t *masks, double *row_off)
 {
     int64_t stack[2 * 64 + 2];
     for (int64_t t = 0; t < n_trees; t++) {
@@ -149,12 +148,14 @@ void tshap_contribs(int64_t n_rows, const float *xt, int64_t n_trees, const int6
                 const float thr = threshold[n];
                 const uint8_t dl = default_left[n];
                 const uint32_t keep = ~((uint32_t)1 << node_slot[n]);
+                /* branch-free, so that the compiler vectorizes it */
                 for (int64_t r = 0; r < n_rows; r++) {
                     const float v = value[r];
-                    const int go_left = isnan(v) ? dl : v < thr;
+                    const uint32_t go_left = (uint32_t)((v < thr) | ((v != v) & dl));
+                    const uint32_t left_keeps = keep | (0u - go_left); /* all ones if left */
                     const uint32_t mask = m[r];
-                    left_m[r] = go_left ? mask : mask & keep;
-                    right_m[r] = go_left ? mask & keep : mask;
+                    left_m[r] = mask & left_keeps;
+                    right_m[r] = mask & (keep | ~(0u - go_left));
                 }
                 stack[top] = right[n];
                 stack[++top] = left[n];
@@ -175,12 +176,16 @@ void tshap_contribs(int64_t n_rows, const float *xt, int64_t n_trees, const int6
             }
             if (same) {
                 /* every row satisfies the same path features (the rows of one series often
-                   do): one value per feature, added to every row at the end (common) */
+                   do): one value per feature, added to every row. Each row still adds the
+                   values leaf by leaf in the same order, so a row's result does not depend on
+                   the other rows of the call. */
                 const uint32_t mask = m[0];
                 const double off = -v * h[mask];
                 for (int32_t u = 0; u < d; u++) {
                     const uint32_t bit = (uint32_t)1 << u;
-                    common[feature[u]] += (mask & bit) ? v * coef[u] * h[mask ^ bit] : off;
+                    const double add = (mask & bit) ? v * coef[u] * h[mask ^ bit] : off;
+                    double *phi = out + (int64_t)feature[u] * n_rows;
+                    for (int64_t r = 0; r < n_rows; r++) phi[r] += add;
                 }
                 continue;
             }

@@ -67,7 +67,7 @@ def kernel() -> ctypes.CDLL | None:
         _pointer(np.int64), _pointer(np.int32), _pointer(np.float32), _pointer(np.uint8),
         _pointer(np.int32), _pointer(np.int64), i32, _pointer(np.float64), _pointer(np.int32),
         _pointer(np.int32), _pointer(np.float64), _pointer(np.int64), _pointer(np.float32),
-        _pointer(np.float64), _pointer(np.uint32), _pointer(np.float64), _pointer(np.float64),
+        _pointer(np.float64), _pointer(np.uint32), _pointer(np.float64),
     ]  # fmt: skip
     return lib
 
@@ -160,14 +160,12 @@ class TreeShap:
             raise RuntimeError("the TreeSHAP kernel is not built")
         n_rows = columns.shape[1]
         masks = np.empty((2 * self.depth + 2) * max(n_rows, 1), dtype=np.uint32)
-        common = np.zeros(len(out), dtype=np.float64)
         lib.tshap_contribs(
             n_rows, columns, len(roots), roots, self.left, self.right, self.col,
             self.threshold, self.default_left, self.node_slot, self.node_leaf, self.depth,
             self.leaf_value, self.n_slot, self.slot_feature, self.slot_coef, self.table_offset,
-            self.table, out, masks, np.empty(max(n_rows, 1)), common,
+            self.table, out, masks, np.empty(max(n_rows, 1)),
         )  # fmt: skip
-        out += common[:, None]
 
     def _extended(self, x: F32Array) -> F32Array:
         """Rows followed by one column per categorical split: 1.0 goes right, 0.0 left.
