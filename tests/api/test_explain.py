@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,19 @@ def test_p41_one_treeshap_call_explains_every_row_of_a_request(
     for e in rows:
         total = e.bias + sum(c.contribution for c in e.contributions) + e.other
         assert math.isclose(total, e.tree_log1p, abs_tol=TOLERANCE)
+
+
+def test_p41_the_service_builds_the_treeshap_tables_before_the_first_explain(
+    bundle: TinyBundle, tmp_path: Path
+) -> None:
+    """Loading the service's predictor starts building the kernel's tables in the background."""
+    if kernel() is None:
+        pytest.skip("the TreeSHAP kernel was not built (no C compiler at install)")
+    predictor = LocalPredictor.load(bundle.settings(tmp_path / "history"))
+    forecaster = predictor.model.xgboost
+    deadline = time.monotonic() + 30
+    while forecaster.tree_shap_ is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    predictor.close()
+    assert forecaster.tree_shap_ is not None
+    assert forecaster.tree_shap_[0] is not None
