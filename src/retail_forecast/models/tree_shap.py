@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +26,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
+
+from retail_forecast.errors import ArtifactError
+from retail_forecast.models.tree_walker import booster_dump, categorical_rows, category_table
 
 logger = logging.getLogger(__name__)
 F32Array = npt.NDArray[np.float32]
@@ -192,17 +194,14 @@ def tree_shap(booster: xgb.Booster) -> TreeShap | None:
     lib = kernel()
     if lib is None:
         return None
-    learner = json.loads(bytes(booster.save_raw("json")))["learner"]
-    params = learner["learner_model_param"]
-    single = int(params.get("num_target", "1")) == 1 and int(params.get("num_class", "0")) <= 1
-    identity = learner["objective"]["name"] == "reg:squarederror"  # base_score is the margin
-    if learner["gradient_booster"].get("name") != "gbtree" or not single or not identity:
-        return None  # dart's tree weights, several outputs, a link: pred_contribs explains them
-    raw = params["base_score"]
-    base_score = float(json.loads(raw)[0] if raw.startswith("[") else raw)
-    nodes = _nodes(learner["gradient_booster"]["model"]["trees"])
+    try:  # the walker's models: dart's tree weights, several outputs, a link are not
+        dump = booster_dump(booster)
+    except ArtifactError:
+        return None  # pred_contribs explains them
     try:
-        return _paths(lib, nodes, base_score=base_score, n_features=int(params["num_feature"]))
+        return _paths(
+            lib, _nodes(dump.trees), base_score=float(dump.base_score), n_features=dump.n_features
+        )
     except ValueError as exc:  # paths too long for the kernel: pred_contribs explains them
         logger.warning("exact TreeSHAP falls back to XGBoost's pred_contribs: %s", exc)
         return None
@@ -222,23 +221,9 @@ def _nodes(trees: list[dict[str, Any]]) -> _Nodes:
         parts["t"].append(np.asarray(tree["split_conditions"], dtype=np.float32))
         parts["d"].append(np.asarray(tree["default_left"], dtype=np.bool_))
         parts["c"].append(np.asarray(tree["sum_hessian"], dtype=np.float64))
-        rows = np.full(len(lc), -1, dtype=np.int64)
-        categories = tree.get("categories", [])
-        for node, seg, size in zip(
-            tree.get("categories_nodes", []),
-            tree.get("categories_segments", []),
-            tree.get("categories_sizes", []),
-            strict=True,
-        ):
-            rows[node] = len(cat_sets)
-            cat_sets.append([int(c) for c in categories[seg : seg + size]])
-        parts["cat"].append(rows)
+        parts["cat"].append(categorical_rows(tree, len(lc), cat_sets))
         parts["root"].append(offset)
         offset += len(lc)
-    n_categories = max((max(s) + 1 for s in cat_sets if s), default=0)
-    cat_right = np.zeros((len(cat_sets), n_categories), dtype=np.bool_)
-    for i, members in enumerate(cat_sets):
-        cat_right[i, members] = True
     return _Nodes(
         left=np.concatenate(parts["l"]),
         right=np.concatenate(parts["r"]),
@@ -247,7 +232,7 @@ def _nodes(trees: list[dict[str, Any]]) -> _Nodes:
         default_left=np.concatenate(parts["d"]),
         cover=np.concatenate(parts["c"]),
         cat_split=np.concatenate(parts["cat"]),
-        cat_right=cat_right,
+        cat_right=category_table(cat_sets),
         roots=np.asarray(parts["root"], dtype=np.int64),
     )
 

@@ -122,19 +122,8 @@ class NumpyTreeWalker:
     @classmethod
     def from_booster(cls, booster: xgb.Booster) -> NumpyTreeWalker:
         """Flatten a single-output gbtree regression booster (raises ArtifactError otherwise)."""
-        learner = json.loads(bytes(booster.save_raw("json")))["learner"]
-        objective = learner["objective"]["name"]
-        model = learner["gradient_booster"]
-        if model.get("name") != "gbtree" or objective not in SUPPORTED_OBJECTIVES:
-            raise ArtifactError(f"cannot walk a {model.get('name')}/{objective} model")
-        params = learner["learner_model_param"]
-        if int(params.get("num_target", "1")) != 1 or int(params.get("num_class", "0")) > 1:
-            raise ArtifactError("cannot walk a multi-output model")
-        base = json.loads(params["base_score"]) if params["base_score"].startswith("[") else None
-        base_score = np.float32(base[0] if base is not None else float(params["base_score"]))
-        return _flatten(
-            model["model"]["trees"], base_score=base_score, n_features=int(params["num_feature"])
-        )
+        dump = booster_dump(booster)
+        return _flatten(dump.trees, base_score=dump.base_score, n_features=dump.n_features)
 
     def predict(self, x: F32Array) -> F32Array:
         """Predictions for the rows of ``x`` (float32, [rows, features])."""
@@ -245,6 +234,30 @@ class NumpyTreeWalker:
         return np.asarray(~(self.cat_right[split, code] & valid), dtype=np.bool_)
 
 
+@dataclass(frozen=True)
+class BoosterDump:
+    """A booster's trees as XGBoost's JSON dump holds them, its base score and feature count."""
+
+    trees: list[dict[str, Any]]
+    base_score: np.float32  # the margin every tree adds to (squared error: no link)
+    n_features: int
+
+
+def booster_dump(booster: xgb.Booster) -> BoosterDump:
+    """Read a single-output squared-error gbtree booster (raises ArtifactError otherwise)."""
+    learner = json.loads(bytes(booster.save_raw("json")))["learner"]
+    objective = learner["objective"]["name"]
+    model = learner["gradient_booster"]
+    if model.get("name") != "gbtree" or objective not in SUPPORTED_OBJECTIVES:
+        raise ArtifactError(f"cannot walk a {model.get('name')}/{objective} model")
+    params = learner["learner_model_param"]
+    if int(params.get("num_target", "1")) != 1 or int(params.get("num_class", "0")) > 1:
+        raise ArtifactError("cannot walk a multi-output model")
+    base = json.loads(params["base_score"]) if params["base_score"].startswith("[") else None
+    base_score = np.float32(base[0] if base is not None else float(params["base_score"]))
+    return BoosterDump(model["model"]["trees"], base_score, int(params["num_feature"]))
+
+
 def _flatten(
     trees: list[dict[str, Any]], *, base_score: np.float32, n_features: int
 ) -> NumpyTreeWalker:
@@ -263,15 +276,12 @@ def _flatten(
         feature.append(np.where(leaf, 0, np.asarray(tree["split_indices"], dtype=np.int64)))
         threshold.append(np.asarray(tree["split_conditions"], dtype=np.float32))
         default_left.append(np.asarray(tree["default_left"], dtype=np.bool_))
-        cat_row.append(_categorical_rows(tree, n, cat_sets))
+        cat_row.append(categorical_rows(tree, n, cat_sets))
         roots.append(offset)
         depth = max(depth, _depth(lc, rc))
         offset += n
-    n_categories = max((max(s) + 1 for s in cat_sets if s), default=0)
     cat_rows = np.concatenate(cat_row)
-    cat_right = np.zeros((len(cat_sets), n_categories), dtype=np.bool_)
-    for i, members in enumerate(cat_sets):
-        cat_right[i, members] = True
+    cat_right = category_table(cat_sets)
     return NumpyTreeWalker(
         feature=np.concatenate(feature),
         threshold=np.concatenate(threshold),
@@ -288,7 +298,16 @@ def _flatten(
     )
 
 
-def _categorical_rows(tree: dict[str, Any], n_nodes: int, cat_sets: list[list[int]]) -> IntArray:
+def category_table(cat_sets: list[list[int]]) -> BoolArray:
+    """[categorical split, category]: True where the category is in the split's set (right)."""
+    n_categories = max((max(s) + 1 for s in cat_sets if s), default=0)
+    table = np.zeros((len(cat_sets), n_categories), dtype=np.bool_)
+    for i, members in enumerate(cat_sets):
+        table[i, members] = True
+    return table
+
+
+def categorical_rows(tree: dict[str, Any], n_nodes: int, cat_sets: list[list[int]]) -> IntArray:
     """Append the tree's categorical splits to ``cat_sets``; return each node's row (-1: none)."""
     rows = np.full(n_nodes, -1, dtype=np.int64)
     categories = tree.get("categories", [])
